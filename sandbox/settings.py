@@ -1,0 +1,162 @@
+"""Latency profile and fault injection: both off by default, shared by every sandbox server.
+
+The latency profile turns the guide's minutes into wall-clock seconds with one time scale
+(e.g. 0.2 s per guide minute): while a thing's time has not passed, the simulated control
+planes report it as still in progress. Faults are named misbehaviours with a target
+(an fnmatch pattern) and an optional count of times they fire.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# Guide minutes of the things the sandbox simulates (foundation phases, small charts).
+DEFAULT_MINUTES: dict[str, float] = {
+    "eks_cluster": 12,  # guide: eks 12-15
+    "nodegroup": 5,  # guide: node groups 5-8
+    "addon": 2,  # an add-on rolling out on Ready nodes
+    "pod_ready": 0.5,  # a pod from scheduled to Ready
+    "load_balancer": 2,  # a LoadBalancer Service getting its hostname
+    "job": 0.5,  # a Job completing
+    "crd": 0,  # a CRD becoming Established
+}
+
+FAULTS: dict[str, str] = {
+    "aws-throttle": "target 'service:Operation' (e.g. eks:CreateCluster): ThrottlingException",
+    "aws-error": "target 'service:Operation': HTTP 503 ServiceUnavailable",
+    "eks-create-fails": "target cluster name: the cluster goes FAILED instead of ACTIVE",
+    "addon-degraded": "target add-on name (e.g. coredns): the add-on reports DEGRADED",
+    "pods-never-ready": "target 'namespace/release': that release's pods never become Ready",
+    "lb-never-provisioned": "target 'namespace/service': no load balancer hostname, ever",
+}
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass
+class Fault:
+    name: str
+    target: str = "*"
+    count: int | None = None  # None: fires until cleared
+
+    def __post_init__(self) -> None:
+        if self.name not in FAULTS:
+            raise SettingsError(f"unknown fault {self.name!r}; known: {', '.join(FAULTS)}")
+        if self.count is not None and self.count < 1:
+            raise SettingsError(f"fault {self.name}: count must be >= 1")
+
+    @classmethod
+    def parse(cls, text: str) -> Fault:
+        """``name[:target[:count]]``, e.g. ``aws-throttle:eks:CreateCluster:3``."""
+        name, _, rest = text.partition(":")
+        count = None
+        head, _, tail = rest.rpartition(":")
+        if tail.isdigit() and head:
+            rest, count = head, int(tail)
+        return cls(name, rest or "*", count)
+
+
+class FaultBook:
+    """The faults in force. Thread-safe: servers consult it from their request threads."""
+
+    def __init__(self, faults: list[Fault] | None = None):
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = list(faults or [])
+        self.fired: dict[str, int] = {}
+
+    def add(self, fault: Fault) -> None:
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear(self, name: str | None = None) -> None:
+        with self._lock:
+            self._faults = [f for f in self._faults if name and f.name != name]
+
+    def list(self) -> list[Fault]:
+        with self._lock:
+            return list(self._faults)
+
+    def _match(self, name: str, subjects: tuple[str, ...]) -> Fault | None:
+        for fault in self._faults:
+            if fault.name == name and any(fnmatch.fnmatchcase(s, fault.target) for s in subjects):
+                return fault
+        return None
+
+    def active(self, name: str, *subjects: str) -> bool:
+        """Whether a standing fault applies (does not use up a count)."""
+        with self._lock:
+            return self._match(name, subjects) is not None
+
+    def fire(self, name: str, *subjects: str) -> bool:
+        """Whether the fault applies now; a counted fault is used up by firing."""
+        with self._lock:
+            fault = self._match(name, subjects)
+            if fault is None:
+                return False
+            self.fired[name] = self.fired.get(name, 0) + 1
+            if fault.count is not None:
+                fault.count -= 1
+                if fault.count == 0:
+                    self._faults.remove(fault)
+            return True
+
+
+@dataclass
+class Latency:
+    time_scale: float = 0.0  # wall seconds per guide minute; 0: everything is instant
+    minutes: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MINUTES))
+
+    def __post_init__(self) -> None:
+        if self.time_scale < 0:
+            raise SettingsError("time_scale must be >= 0")
+        unknown = set(self.minutes) - set(DEFAULT_MINUTES)
+        if unknown:
+            raise SettingsError(f"unknown latency keys {sorted(unknown)}; known: {list(DEFAULT_MINUTES)}")
+
+    def seconds(self, what: str) -> float:
+        return self.time_scale * self.minutes.get(what, DEFAULT_MINUTES[what])
+
+    def done(self, what: str, since: float, now: float | None = None) -> bool:
+        """Whether a ``what`` that began at ``since`` (time.time()) has finished."""
+        return (now if now is not None else time.time()) - since >= self.seconds(what)
+
+
+@dataclass
+class SandboxSettings:
+    latency: Latency = field(default_factory=Latency)
+    faults: FaultBook = field(default_factory=FaultBook)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SandboxSettings:
+        unknown = set(data) - {"time_scale", "latency_minutes", "faults"}
+        if unknown:
+            raise SettingsError(f"unknown sandbox settings {sorted(unknown)}")
+        minutes = {**DEFAULT_MINUTES, **(data.get("latency_minutes") or {})}
+        latency = Latency(float(data.get("time_scale", 0.0)), minutes)
+        faults = []
+        for item in data.get("faults") or []:
+            faults.append(Fault.parse(item) if isinstance(item, str) else Fault(**item))
+        return cls(latency, FaultBook(faults))
+
+    @classmethod
+    def from_file(cls, path: Path) -> SandboxSettings:
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise SettingsError(f"{path}: expected a mapping")
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "time_scale": self.latency.time_scale,
+            "latency_minutes": dict(self.latency.minutes),
+            "faults": [asdict(f) for f in self.faults.list()],
+        }
