@@ -17,7 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from blueprint.errors import SpecError, problems_from, reject
 from blueprint.graph import graph_problems
 from blueprint.loader import read_yaml
-from blueprint.spec import ESSENTIAL_ADDONS, WORKFLOWS, Model, PlatformSpec
+from blueprint.spec import ESSENTIAL_ADDONS, FEATURE_ADDONS, WORKFLOWS, Model, PlatformSpec
 from blueprint.units import DnsLabel, Duration, ReleaseName
 
 CATALOGUE_FILE = Path(__file__).with_name("catalogue.yaml")
@@ -134,8 +134,9 @@ class Component(Model):
             problems.append("timeout is missing")
         if self.kind == "gate" and self.timeout is not None:
             problems.append("a gate's timeout comes from the spec's gates, not the catalogue")
-        if self.addon is not None and self.addon not in ESSENTIAL_ADDONS:
-            problems.append(f"addon {self.addon!r} is not one of {', '.join(ESSENTIAL_ADDONS)}")
+        known = (*ESSENTIAL_ADDONS, *FEATURE_ADDONS)
+        if self.addon is not None and self.addon not in known:
+            problems.append(f"addon {self.addon!r} is not one of {', '.join(known)}")
         reject(problems)
         return self
 

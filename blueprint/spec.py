@@ -30,6 +30,8 @@ from blueprint.units import (
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)
 EKS_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 ESSENTIAL_ADDONS = ("vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver")
+# Add-ons a feature of the spec needs beyond the essential four.
+FEATURE_ADDONS = {"snapshot-controller": "storage_class.snapshots (VolumeSnapshot API)"}
 WORKFLOWS = (
     "foundation",
     "ingress",
@@ -232,7 +234,7 @@ class AddOnSettings(Model):
     @model_validator(mode="after")
     def _essential(self) -> AddOnSettings:
         missing = [a for a in ESSENTIAL_ADDONS if a not in self.items]
-        unknown = [a for a in self.items if a not in ESSENTIAL_ADDONS]
+        unknown = [a for a in self.items if a not in (*ESSENTIAL_ADDONS, *FEATURE_ADDONS)]
         if missing:
             raise ValueError(f"items: essential add-ons missing: {', '.join(missing)}")
         if unknown:
@@ -627,6 +629,14 @@ class PlatformSpec(Model):
         roles = [g.role for g in self.node_groups.values()]
         if "system" not in roles:
             problems.append("node_groups: no group has role system (platform services need one)")
+        snapshot_addon = "snapshot-controller" in self.addons.items
+        if self.storage_class.snapshots and not snapshot_addon:
+            problems.append(
+                "storage_class.snapshots: needs the snapshot-controller add-on in addons.items "
+                "(it serves the VolumeSnapshot API)"
+            )
+        if snapshot_addon and not self.storage_class.snapshots:
+            problems.append("addons.items.snapshot-controller: only needed for storage_class.snapshots")
         desired = sum(g.desired_size for g in self.node_groups.values())
         if desired < self.validation.min_nodes:
             problems.append(

@@ -70,5 +70,99 @@ def plan(
     render_plan(result, Console(highlight=False))
 
 
+@app.command()
+def up(
+    env: EnvOption = None,
+    spec: SpecOption = None,
+    workflows: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated workflows to run (default: all that exist)"),
+    ] = None,
+    time_scale: Annotated[
+        float | None,
+        typer.Option(
+            help="Sandbox only: wall seconds per guide minute for latency, polls and budgets"
+        ),
+    ] = None,
+) -> None:
+    """Bring the platform up (or converge it), with progress and a report in .runs/."""
+    from platformctl.targets import resolve_target
+
+    console = Console(highlight=False)
+    try:
+        platform_spec = load_spec(env, spec)
+        load_catalogue()
+        chosen = _workflows(workflows)
+        target, pace = resolve_target(platform_spec, env, time_scale, console)
+    except SpecError as exc:
+        fail(exc)
+    from platformctl.run import execute
+
+    raise typer.Exit(execute(platform_spec, target, spec, pace, chosen, console))
+
+
+RUNNABLE_WORKFLOWS = ("foundation",)
+
+
+def _workflows(text: str | None) -> list[str]:
+    if not text:
+        return list(RUNNABLE_WORKFLOWS)
+    chosen = [w.strip() for w in text.split(",") if w.strip()]
+    unknown = [w for w in chosen if w not in RUNNABLE_WORKFLOWS]
+    if unknown:
+        raise SpecError(
+            [
+                f"--workflows: {', '.join(unknown)} cannot run yet; runnable: "
+                f"{', '.join(RUNNABLE_WORKFLOWS)}"
+            ]
+        )
+    return chosen
+
+
+@app.command()
+def inventory(
+    env: EnvOption = None,
+    spec: SpecOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+) -> None:
+    """Everything the platform owns in its target, found by its tags."""
+    from platformctl.targets import existing_target
+    from tasks.aws.clients import aws_clients
+    from tasks.aws.inventory import aws_inventory
+
+    try:
+        platform_spec = load_spec(env, spec)
+        target = existing_target(platform_spec, env)
+    except SpecError as exc:
+        fail(exc)
+    aws = aws_clients(target.aws_credentials, target.region)
+    rows = aws_inventory(platform_spec, aws)
+    if as_json:
+        json.dump(
+            {"environment": platform_spec.platform.environment, "aws": rows}, sys.stdout, indent=2
+        )
+        sys.stdout.write("\n")
+        return
+    from rich.table import Table
+
+    table = Table(
+        title=f"AWS resources of {platform_spec.platform.name}/{platform_spec.platform.environment}"
+    )
+    for column in ("type", "id", "name"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["type"], row["id"], row["name"])
+    Console(highlight=False).print(table)
+
+
+def _add_subcommands() -> None:
+    from platformctl.sandbox_cli import app as sandbox_app
+
+    app.add_typer(sandbox_app, name="sandbox")
+
+
+_add_subcommands()
+
+
 def main() -> None:
     app()

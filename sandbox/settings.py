@@ -120,7 +120,9 @@ class Latency:
             raise SettingsError("time_scale must be >= 0")
         unknown = set(self.minutes) - set(DEFAULT_MINUTES)
         if unknown:
-            raise SettingsError(f"unknown latency keys {sorted(unknown)}; known: {list(DEFAULT_MINUTES)}")
+            raise SettingsError(
+                f"unknown latency keys {sorted(unknown)}; known: {list(DEFAULT_MINUTES)}"
+            )
 
     def seconds(self, what: str) -> float:
         return self.time_scale * self.minutes.get(what, DEFAULT_MINUTES[what])

@@ -7,8 +7,6 @@ import pytest
 
 from blueprint.loader import load_spec_data
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture(scope="session")
 def _sandbox_data() -> dict[str, Any]:

@@ -26,7 +26,9 @@ def test_defaults_hold_the_guides_values():
     assert workload.instance_types == ["t3.large", "t3a.large", "t2.large"]
     assert (workload.capacity_type, workload.spot_allocation_strategy) == ("SPOT", "diversified")
     assert (workload.min_size, workload.max_size) == (1, 8)
-    assert set(spec.addons.items) == {"vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver"}
+    essential = {"vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver"}
+    # snapshot-controller serves the VolumeSnapshot API the guide's snapshot policies need.
+    assert set(spec.addons.items) == essential | {"snapshot-controller"}
     ingress = spec.ingress
     assert ingress.ambassador.resources.requests.model_dump() == {"cpu": "200m", "memory": "256Mi"}
     assert ingress.ambassador.resources.limits.model_dump() == {"cpu": "500m", "memory": "512Mi"}
@@ -141,6 +143,18 @@ def test_invalid_values_are_rejected_naming_the_field(spec_data, path, value, ex
     assert field.startswith(lead.replace("[", ".").replace("]", "")) or field in matching[0], (
         matching[0]
     )
+
+
+def test_snapshots_need_the_snapshot_controller(spec_data):
+    del spec_data["addons"]["items"]["snapshot-controller"]
+    with pytest.raises(SpecError) as caught:
+        validate_spec(spec_data)
+    assert caught.value.problems == [
+        "storage_class.snapshots: needs the snapshot-controller add-on in addons.items "
+        "(it serves the VolumeSnapshot API)"
+    ]
+    spec_data["storage_class"]["snapshots"] = False
+    assert not validate_spec(spec_data).storage_class.snapshots
 
 
 def test_distinct_invalid_cases():

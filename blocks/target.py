@@ -1,0 +1,66 @@
+"""Where the platform goes: the target block the flows receive as a parameter.
+
+It names the environment and region and refers to the blocks holding access: a prefect-aws
+``AwsCredentials`` (its client parameters carry an endpoint URL for a local AWS), and
+optionally a prefect-kubernetes ``KubernetesClusterConfig``. Without one, the cluster's
+API is reached through EKS itself (endpoint and CA from DescribeCluster, a token signed
+with the AWS credentials), the way ``aws eks get-token`` does it.
+"""
+
+from __future__ import annotations
+
+from prefect.blocks.core import Block
+from prefect_aws import AwsCredentials
+from prefect_kubernetes.credentials import KubernetesClusterConfig
+from pydantic import Field
+
+
+class PlatformTarget(Block):
+    """The AWS account, region and cluster access a platform run acts on."""
+
+    _block_type_name = "Platform Target"
+    _block_type_slug = "platform-target"
+    _description = "Environment, region and the credentials blocks of a platform deployment."
+
+    environment: str = Field(description="Spec environment overlay, e.g. sandbox or production")
+    region: str = Field(description="AWS region the platform lives in")
+    aws_credentials: AwsCredentials = Field(description="prefect-aws credentials block")
+    cluster_config: KubernetesClusterConfig | None = Field(
+        default=None,
+        description="Kubeconfig of the cluster; empty: reach it through EKS with the AWS "
+        "credentials",
+    )
+    chart_repository: str | None = Field(
+        default=None,
+        description="Chart repository override: install every chart from this helm "
+        "repository URL (a mirror) instead of its upstream repository",
+    )
+
+
+def sandbox_target(environment: str, region: str, endpoints: dict[str, str]) -> PlatformTarget:
+    """A target from the endpoints a running sandbox publishes (its ``target.json``):
+    an AWS endpoint with dummy credentials, a kubeconfig and a chart repository."""
+    from pathlib import Path
+
+    from prefect_aws.client_parameters import AwsClientParameters
+
+    return PlatformTarget(
+        environment=environment,
+        region=region,
+        aws_credentials=AwsCredentials(
+            aws_access_key_id=endpoints["aws_access_key_id"],
+            aws_secret_access_key=endpoints["aws_secret_access_key"],
+            region_name=region,
+            aws_client_parameters=AwsClientParameters(endpoint_url=endpoints["aws_endpoint_url"]),
+        ),
+        cluster_config=KubernetesClusterConfig.from_file(Path(endpoints["kubeconfig"])),
+        chart_repository=endpoints["chart_repository"],
+    )
+
+
+def aws_target(environment: str, region: str) -> PlatformTarget:
+    """A target in a real AWS account, credentials from the default chain (environment,
+    profile, instance role); the cluster is reached through EKS."""
+    return PlatformTarget(
+        environment=environment, region=region, aws_credentials=AwsCredentials(region_name=region)
+    )

@@ -1,0 +1,166 @@
+"""``platformctl up``: run the platform flows in this process, show progress, write a report.
+
+Prefect runs them against the server in ``PREFECT_API_URL``, or an ephemeral one when it
+is unset. With ``--env sandbox`` the sandbox is started first when none runs, and left up
+afterwards for inspection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from blocks.target import PlatformTarget
+from blueprint.spec import PlatformSpec
+from tasks.progress import Board, ComponentRun
+
+STATUS_STYLE = {
+    "pending": "dim",
+    "running": "yellow",
+    "completed": "green",
+    "failed": "bold red",
+    "skipped": "magenta",
+}
+
+
+def runs_dir() -> Path:
+    return Path.cwd() / ".runs"
+
+
+def progress_table(board: Board, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("component", "workflow", "status", "seconds", "detail"):
+        table.add_column(column)
+    for run in list(board.runs.values()):
+        seconds = f"{run.duration_s:.1f}" if run.duration_s is not None else ""
+        style = STATUS_STYLE.get(run.status, "")
+        table.add_row(run.name, run.workflow, f"[{style}]{run.status}[/]", seconds, run.detail[:80])
+    return table
+
+
+class Progress:
+    """Live table on a terminal; one line per change otherwise (CI logs)."""
+
+    def __init__(self, board: Board, console: Console, title: str):
+        self.board, self.console, self.title = board, console, title
+        self.live: Live | None = None
+        if console.is_terminal:
+            self.live = Live(
+                progress_table(board, title), console=console, refresh_per_second=4, transient=False
+            )
+        board.listen(self._changed)
+
+    def _changed(self, run: ComponentRun) -> None:
+        if self.live is not None:
+            self.live.update(progress_table(self.board, self.title))
+        elif run.status != "pending":
+            took = f" in {run.duration_s:.1f}s" if run.status in ("completed", "failed") else ""
+            detail = f": {run.detail}" if run.status in ("failed", "skipped") else ""
+            self.console.print(
+                f"{run.workflow:>14} {run.name:<28} {run.status}{took}{detail}", markup=False
+            )
+
+    def __enter__(self) -> Progress:
+        if self.live is not None:
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
+
+
+def write_report(
+    run_id: str,
+    board: Board,
+    status: str,
+    wall_s: float,
+    started: float,
+    extra: dict[str, Any],
+) -> Path:
+    folder = runs_dir() / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    report = {
+        "run_id": run_id,
+        "status": status,
+        "started_at": datetime.fromtimestamp(started, UTC).isoformat(),
+        "wall_s": round(wall_s, 3),
+        "components": [r.as_dict() for r in board.runs.values()],
+        **extra,
+    }
+    path = folder / "report.json"
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return path
+
+
+def execute(
+    spec: PlatformSpec,
+    target: PlatformTarget,
+    spec_file: Path | None,
+    time_scale: float,
+    workflows: list[str],
+    console: Console,
+) -> int:
+    """Run the chosen workflows; returns the process exit status."""
+    from prefect.client.schemas.objects import StateType
+
+    from flows.foundation import foundation
+    from tasks.progress import board
+
+    board.reset()
+    started = time.time()
+    title = f"platform {spec.platform.name} / {spec.platform.environment}"
+    with Progress(board, console, title):
+        state = asyncio.run(
+            foundation(
+                target=target,
+                spec_file=str(spec_file) if spec_file else None,
+                time_scale=time_scale,
+                return_state=True,
+            )
+        )
+    wall = time.time() - started
+    ok = state.type == StateType.COMPLETED
+    run_id = str(state.state_details.flow_run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%S"))
+    extra: dict[str, Any] = {
+        "environment": spec.platform.environment,
+        "workflows": workflows,
+        "time_scale": time_scale,
+    }
+    if ok:
+        extra["checks"] = state.result()["checks"]
+    else:
+        extra["error"] = str(state.message or state.name)
+    report = write_report(run_id, board, "completed" if ok else "failed", wall, started, extra)
+    summarize(board, ok, wall, extra, report, console)
+    return 0 if ok else 1
+
+
+def summarize(
+    board: Board, ok: bool, wall: float, extra: dict[str, Any], report: Path, console: Console
+) -> None:
+    counts: dict[str, int] = {}
+    for run in board.runs.values():
+        counts[run.status] = counts.get(run.status, 0) + 1
+    parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    for check in extra.get("checks", []):
+        mark = "passed" if check["passed"] else "FAILED"
+        console.print(
+            f"check {check['name']}: {mark} (value {check['value']}, expected {check['expected']})",
+            markup=False,
+        )
+    verdict = "[green]succeeded[/]" if ok else "[bold red]failed[/]"
+    console.print(f"run {verdict} in {wall:.1f}s: {parts}")
+    if not ok:
+        console.print(extra.get("error", ""), markup=False)
+    console.print(f"report: {report}")
+    sys.stdout.flush()

@@ -1,0 +1,237 @@
+"""The local EKS control plane: moto's clusters and node groups, in simulated time, and add-ons.
+
+moto makes clusters and node groups ACTIVE at once. Here a cluster is CREATING until the
+latency profile's "eks_cluster" time has passed since it was created (then ACTIVE, or FAILED
+when the ``eks-create-fails`` fault hit it), a node group is CREATING for "nodegroup", and
+the add-ons live in this model. Statuses are derived from the clock when asked, so nothing
+runs in the background.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox.aws.addons import Addon, AddonUpdate, apply_update, new_addon
+from sandbox.aws.errors import AwsError
+from sandbox.aws.moto_eks import MotoEks
+from sandbox.settings import FaultBook, Latency, SandboxSettings
+
+
+@dataclass(frozen=True)
+class ClusterLife:
+    created: float
+    fails: bool  # hit by eks-create-fails: FAILED once its creation time has passed
+
+
+def cluster_not_found(name: str) -> AwsError:
+    return AwsError(
+        404, "ResourceNotFoundException", f"No cluster found for name: {name}.", clusterName=name
+    )
+
+
+def addon_not_found(cluster: str, addon: str) -> AwsError:
+    return AwsError(
+        404,
+        "ResourceNotFoundException",
+        f"No addon: {addon} found in cluster: {cluster}",
+        clusterName=cluster,
+        addonName=addon,
+    )
+
+
+class EksModel:
+    def __init__(self, settings: SandboxSettings, moto: MotoEks):
+        self.settings = settings
+        self.moto = moto
+        self._lock = threading.Lock()
+        self._clusters: dict[tuple[str, str], ClusterLife] = {}
+        self._nodegroups: dict[tuple[str, str, str], float] = {}
+        self._addons: dict[tuple[str, str, str], Addon] = {}
+        self._regions: set[str] = set()
+
+    @property
+    def latency(self) -> Latency:
+        return self.settings.latency  # read per use: the control API may change it
+
+    @property
+    def faults(self) -> FaultBook:
+        return self.settings.faults
+
+    # ----------------------------------------------------------------- clusters
+
+    def saw_region(self, region: str) -> None:
+        with self._lock:
+            self._regions.add(region)
+
+    def regions(self) -> list[str]:
+        with self._lock:
+            return sorted(self._regions)
+
+    def cluster_created(self, region: str, name: str) -> None:
+        fails = self.faults.fire("eks-create-fails", name)
+        with self._lock:
+            self._clusters[(region, name)] = ClusterLife(time.time(), fails)
+            self._forget(region, name)
+
+    def cluster_deleted(self, region: str, name: str) -> None:
+        with self._lock:
+            self._clusters.pop((region, name), None)
+            self._forget(region, name)
+
+    def _forget(self, region: str, cluster: str) -> None:
+        """Drops what belonged to an earlier cluster of that name (caller holds the lock)."""
+        for key in [k for k in self._nodegroups if k[:2] == (region, cluster)]:
+            del self._nodegroups[key]
+        for key in [k for k in self._addons if k[:2] == (region, cluster)]:
+            del self._addons[key]
+
+    def cluster_status(self, region: str, name: str, moto_status: str = "ACTIVE") -> str:
+        with self._lock:
+            life = self._clusters.get((region, name))
+        if life is None or moto_status != "ACTIVE":
+            return moto_status
+        if not self.latency.done("eks_cluster", life.created):
+            return "CREATING"
+        return "FAILED" if life.fails else "ACTIVE"
+
+    def cluster(self, region: str, name: str) -> dict[str, Any] | None:
+        """moto's view of a cluster with its simulated status; None if it does not exist."""
+        cluster = self.moto.cluster(region, name)
+        if cluster is not None:
+            cluster["status"] = self.cluster_status(region, name, cluster.get("status", "ACTIVE"))
+        return cluster
+
+    def existing_cluster(self, region: str, name: str) -> dict[str, Any]:
+        cluster = self.cluster(region, name)
+        if cluster is None:
+            raise cluster_not_found(name)
+        return cluster
+
+    def active_cluster(self, region: str, name: str) -> dict[str, Any]:
+        cluster = self.existing_cluster(region, name)
+        if cluster["status"] != "ACTIVE":
+            raise AwsError(
+                400,
+                "InvalidRequestException",
+                f"Cluster '{name}' is not in ACTIVE status (it is {cluster['status']})",
+                clusterName=name,
+            )
+        return cluster
+
+    def clusters(self) -> list[dict[str, Any]]:
+        """Every cluster in the regions clients have used, each with a "region" key."""
+        found = []
+        for region in self.regions():
+            for name in self.moto.cluster_names(region):
+                cluster = self.cluster(region, name)
+                if cluster is not None:
+                    found.append({**cluster, "region": region})
+        return found
+
+    # -------------------------------------------------------------- node groups
+
+    def nodegroup_created(self, region: str, cluster: str, name: str) -> None:
+        with self._lock:
+            self._nodegroups[(region, cluster, name)] = time.time()
+
+    def nodegroup_deleted(self, region: str, cluster: str, name: str) -> None:
+        with self._lock:
+            self._nodegroups.pop((region, cluster, name), None)
+
+    def nodegroup_status(
+        self, region: str, cluster: str, name: str, moto_status: str = "ACTIVE"
+    ) -> str:
+        with self._lock:
+            created = self._nodegroups.get((region, cluster, name))
+        if created is None or moto_status != "ACTIVE":
+            return moto_status
+        return "ACTIVE" if self.latency.done("nodegroup", created) else "CREATING"
+
+    def active_nodegroups(self, region: str, cluster: str) -> list[dict[str, Any]]:
+        groups = []
+        for group in self.moto.nodegroups(region, cluster):
+            name = group["nodegroupName"]
+            status = self.nodegroup_status(region, cluster, name, group.get("status", "ACTIVE"))
+            if status == "ACTIVE":
+                groups.append({**group, "status": status})
+        return groups
+
+    def has_nodes(self, region: str, cluster: str) -> bool:
+        return any(
+            (group.get("scalingConfig") or {}).get("desiredSize", 0) > 0
+            for group in self.active_nodegroups(region, cluster)
+        )
+
+    # ------------------------------------------------------------------ add-ons
+
+    def create_addon(self, region: str, cluster_name: str, request: dict[str, Any]) -> Addon:
+        cluster = self.active_cluster(region, cluster_name)
+        addon = new_addon(region, cluster, request)
+        key = (region, cluster_name, addon.name)
+        with self._lock:
+            if self._present(key):
+                raise AwsError(
+                    409,
+                    "ResourceInUseException",
+                    "Addon already exists.",
+                    clusterName=cluster_name,
+                    addonName=addon.name,
+                )
+            addon.degraded = self.faults.fire("addon-degraded", addon.name)
+            self._addons[key] = addon
+        return addon
+
+    def update_addon(
+        self, region: str, cluster_name: str, name: str, request: dict[str, Any]
+    ) -> AddonUpdate:
+        cluster = self.existing_cluster(region, cluster_name)
+        addon = self.addon(region, cluster_name, name)
+        with self._lock:
+            if addon.deleted is not None or not addon.settled(self.latency, time.time()):
+                status = "DELETING" if addon.deleted is not None else addon.changing
+                raise AwsError(
+                    409,
+                    "ResourceInUseException",
+                    f"Addon {name} cannot be updated as it is currently in {status} state",
+                    clusterName=cluster_name,
+                    addonName=name,
+                )
+            update = apply_update(addon, cluster, request)
+            addon.degraded = self.faults.fire("addon-degraded", name)
+        return update
+
+    def delete_addon(self, region: str, cluster_name: str, name: str) -> Addon:
+        self.existing_cluster(region, cluster_name)
+        addon = self.addon(region, cluster_name, name)
+        with self._lock:
+            if addon.deleted is None:
+                addon.deleted = time.time()
+        return addon
+
+    def addon(self, region: str, cluster_name: str, name: str) -> Addon:
+        """An add-on of an existing cluster, DELETING ones included."""
+        with self._lock:
+            present = self._present((region, cluster_name, name))
+        if present is None:
+            raise addon_not_found(cluster_name, name)
+        return present
+
+    def addons(self, region: str, cluster_name: str) -> list[Addon]:
+        with self._lock:
+            keys = sorted(k for k in self._addons if k[:2] == (region, cluster_name))
+            return [a for a in (self._present(k) for k in keys) if a is not None]
+
+    def _present(self, key: tuple[str, str, str]) -> Addon | None:
+        """The add-on under ``key`` unless its deletion has finished (caller holds the lock)."""
+        addon = self._addons.get(key)
+        if addon is not None and addon.gone(self.latency, time.time()):
+            del self._addons[key]
+            return None
+        return addon
+
+    def addon_view(self, addon: Addon) -> dict[str, Any]:
+        has_nodes = self.has_nodes(addon.region, addon.cluster)
+        return addon.to_api(self.latency, has_nodes, time.time())

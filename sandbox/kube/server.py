@@ -1,0 +1,251 @@
+"""The Kubernetes API simulator as a local HTTP server, with its simulated controllers.
+
+One thread per connection (helm and kubectl keep several open and watches are long-lived);
+``stop`` ends watches, closes every connection and joins every thread it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import select
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sandbox.cluster import ClusterSource
+from sandbox.kube.api import KubeApi, Request, Response
+from sandbox.kube.proxy import ProxyHandler, ServiceProxies
+from sandbox.kube.store import Store
+from sandbox.settings import SandboxSettings
+
+log = logging.getLogger(__name__)
+
+SANDBOX_TOKEN = "sandbox-token"  # any bearer token is accepted; clients just need one
+IDLE_CONNECTION_TIMEOUT = 300  # seconds a keep-alive connection may sit idle
+
+
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = False
+    block_on_close = True  # server_close() joins the connection threads
+    request_queue_size = 128  # helm and kubectl open bursts of parallel connections
+
+    def __init__(self, address: tuple[str, int], api: KubeApi):
+        self.api = api
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Unblock every connection thread (idle keep-alives wait in a read)."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "kube-simulator"
+    timeout = IDLE_CONNECTION_TIMEOUT
+    # Headers and body go out in separate writes; with Nagle's algorithm the body would wait
+    # for the client's delayed ACK (~40 ms per request).
+    disable_nagle_algorithm = True
+    server: _HttpServer
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline().strip():  # trailers
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _serve(self) -> None:
+        path, query, raw_query = Request.parse_target(self.path)
+        request = Request(
+            method=self.command,
+            path=path,
+            query=query,
+            headers=self.headers,
+            body=self._read_body(),
+            host=self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2]),
+            raw_query=raw_query,
+        )
+        response = self.server.api.handle(request)
+        try:
+            if response.stream is None:
+                self._send(response)
+            else:
+                self._stream(response)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            self.close_connection = True
+
+    def _send(self, response: Response) -> None:
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    def _client_gone(self) -> bool:
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
+    def _stream(self, response: Response) -> None:
+        assert response.stream is not None
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+        try:
+            for chunk in response.stream:
+                if chunk is None:
+                    if self._client_gone():
+                        self.close_connection = True
+                        return
+                    continue
+                self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        finally:
+            response.stream.close()  # type: ignore[attr-defined]
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+class KubeSimulator:
+    """A Kubernetes API (and simulated cluster) on 127.0.0.1 for helm, kubectl and clients."""
+
+    def __init__(
+        self,
+        settings: SandboxSettings,
+        cluster_source: ClusterSource | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        run_controllers: bool = True,
+    ):
+        self.settings = settings
+        self.cluster_source = cluster_source
+        self.store = Store()
+        self.proxies = ServiceProxies()
+        self.api = KubeApi(self.store, self.proxies)
+        self._address = (host, port)
+        self._run_controllers = run_controllers
+        self._httpd: _HttpServer | None = None
+        self._thread: threading.Thread | None = None
+        self._controllers: Any = None
+
+    @property
+    def url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("the simulator is not running")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> KubeSimulator:
+        """Serve (returns once the socket listens) and start the simulated controllers."""
+        if self._httpd is not None:
+            return self
+        self.api.stopping.clear()
+        self._httpd = _HttpServer(self._address, self.api)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="kube-simulator",
+        )
+        self._thread.start()
+        if self._run_controllers:
+            from sandbox.kube.controllers import Controllers
+
+            self._controllers = Controllers(self.store, self.settings, self.cluster_source)
+            self._controllers.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the controllers, end open watches, close connections, join every thread."""
+        if self._controllers is not None:
+            self._controllers.stop()
+            self._controllers = None
+        httpd, thread = self._httpd, self._thread
+        if httpd is None or thread is None:
+            return
+        self.api.stopping.set()
+        self.store.close_watches()
+        httpd.shutdown()
+        httpd.close_connections()
+        httpd.server_close()
+        thread.join()
+        self._httpd = self._thread = None
+
+    def __enter__(self) -> KubeSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def register_service_proxy(
+        self, namespace: str, service: str, handler: ProxyHandler, port: str | None = None
+    ) -> None:
+        """Answer ``.../services/<service>[:port]/proxy/...`` with ``handler``."""
+        self.proxies.register(namespace, service, handler, port)
+
+    def write_kubeconfig(
+        self, path: Path, cluster: str = "sandbox", context: str = "sandbox"
+    ) -> Path:
+        """A kubeconfig for this server (plain HTTP, a dummy bearer token), mode 0600."""
+        user = f"{context}-user"
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": cluster, "cluster": {"server": self.url}}],
+            "users": [{"name": user, "user": {"token": SANDBOX_TOKEN}}],
+            "contexts": [
+                {
+                    "name": context,
+                    "context": {"cluster": cluster, "user": user, "namespace": "default"},
+                }
+            ],
+            "current-context": context,
+            "preferences": {},
+        }
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600, exist_ok=True)
+        path.chmod(0o600)  # helm warns about kubeconfigs others can read
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path

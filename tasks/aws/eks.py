@@ -1,0 +1,230 @@
+"""The EKS control plane: version by strategy, private endpoint, control-plane logs with
+their retention, and (once ACTIVE) the OIDC provider with the service-account roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from blueprint.spec import PlatformSpec
+from tasks.aws.clients import AwsClients
+from tasks.aws.errors import AwsError, PermanentAwsError, aws_call
+from tasks.aws.iam import Roles, ensure_service_account_roles
+from tasks.aws.identity import Identity
+from tasks.aws.vpc import Network
+from tasks.pace import Pace
+
+COMPONENT = "eks"
+CREATE_BUDGET_SECONDS = 25 * 60  # guide: 12-15 min; field reports up to 15
+
+
+@dataclass
+class Cluster:
+    name: str
+    arn: str
+    endpoint: str
+    version: str
+    status: str
+    certificate_authority: str
+    oidc_issuer: str
+    service_account_roles: dict[str, str] = field(default_factory=dict)
+    changes: list[str] = field(default_factory=list)
+
+
+def _minor(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split("."))
+
+
+def choose_version(offered: list[dict[str, Any]], strategy: str, explicit: str | None) -> str:
+    """The Kubernetes version to create: the explicit one if offered, else by strategy
+    among the versions in standard support (latest, n-1, n-2)."""
+    versions = sorted({v["clusterVersion"] for v in offered}, key=_minor, reverse=True)
+    if not versions:
+        raise PermanentAwsError("choose version", "NoVersions", "EKS offers no versions")
+    if explicit:
+        if explicit not in versions:
+            raise PermanentAwsError(
+                "choose version",
+                "UnsupportedVersion",
+                f"eks.version {explicit} is not offered; offered: {', '.join(versions)}",
+            )
+        return explicit
+    standard = (
+        sorted(
+            {v["clusterVersion"] for v in offered if v.get("status", "").startswith("STANDARD")},
+            key=_minor,
+            reverse=True,
+        )
+        or versions
+    )
+    back = {"latest": 0, "n-1": 1, "n-2": 2}[strategy]
+    return standard[min(back, len(standard) - 1)]
+
+
+def offered_versions(aws: AwsClients) -> list[dict[str, Any]]:
+    with aws_call("eks:DescribeClusterVersions"):
+        pages = aws("eks").get_paginator("describe_cluster_versions").paginate()
+        return [v for page in pages for v in page["clusterVersions"]]
+
+
+def describe_cluster(aws: AwsClients, name: str) -> dict[str, Any] | None:
+    try:
+        with aws_call("eks:DescribeCluster"):
+            return aws("eks").describe_cluster(name=name)["cluster"]
+    except AwsError as exc:
+        if exc.code == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def _log_group(spec: PlatformSpec, aws: AwsClients, changes: list[str]) -> None:
+    """EKS writes control-plane logs to this group; creating it first sets its retention
+    before the first log line (EKS would create it with retention 'never expire')."""
+    logs = aws("logs")
+    name = f"/aws/eks/{spec.eks.cluster_name}/cluster"
+    days = spec.eks.log_retention_days
+    with aws_call("logs:DescribeLogGroups"):
+        groups = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+    group = next((g for g in groups if g["logGroupName"] == name), None)
+    if group is None:
+        with aws_call("logs:CreateLogGroup"):
+            logs.create_log_group(
+                logGroupName=name, tags=Identity.of(spec).tags(COMPONENT, "control-plane-logs")
+            )
+        changes.append(f"created log group {name}")
+    if group is None or group.get("retentionInDays") != days:
+        with aws_call("logs:PutRetentionPolicy"):
+            logs.put_retention_policy(logGroupName=name, retentionInDays=days)
+        changes.append(f"log retention {days} days")
+
+
+def _vpc_config(spec: PlatformSpec, network: Network) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "subnetIds": [*network.private_subnets.values(), *network.public_subnets.values()],
+        "securityGroupIds": [network.security_group],
+        "endpointPrivateAccess": spec.eks.endpoint_private_access,
+        "endpointPublicAccess": spec.eks.endpoint_public_access,
+    }
+    if spec.eks.endpoint_public_access and spec.eks.public_access_cidrs:
+        config["publicAccessCidrs"] = list(spec.eks.public_access_cidrs)
+    return config
+
+
+def _reconcile_config(
+    spec: PlatformSpec, aws: AwsClients, cluster: dict, changes: list[str]
+) -> None:
+    eks = aws("eks")
+    wanted_logs = set(spec.eks.log_types)
+    enabled = {
+        t
+        for setup in cluster.get("logging", {}).get("clusterLogging", [])
+        if setup.get("enabled")
+        for t in setup.get("types", [])
+    }
+    if enabled != wanted_logs:
+        disable = sorted(enabled - wanted_logs)
+        setups = [{"types": sorted(wanted_logs), "enabled": True}]
+        if disable:
+            setups.append({"types": disable, "enabled": False})
+        with aws_call("eks:UpdateClusterConfig"):
+            eks.update_cluster_config(name=cluster["name"], logging={"clusterLogging": setups})
+        changes.append(f"control-plane logs {sorted(wanted_logs)}")
+    vpc = cluster.get("resourcesVpcConfig", {})
+    access = {
+        "endpointPrivateAccess": spec.eks.endpoint_private_access,
+        "endpointPublicAccess": spec.eks.endpoint_public_access,
+    }
+    if any(vpc.get(k) != v for k, v in access.items()):
+        with aws_call("eks:UpdateClusterConfig"):
+            eks.update_cluster_config(name=cluster["name"], resourcesVpcConfig=access)
+        changes.append("endpoint access")
+
+
+def wait_active(aws: AwsClients, name: str, pace: Pace, budget: float) -> dict[str, Any]:
+    with aws_call("eks:DescribeCluster (wait ACTIVE)"):
+        aws("eks").get_waiter("cluster_active").wait(
+            name=name, WaiterConfig=pace.waiter_config(30, budget)
+        )
+    cluster = describe_cluster(aws, name)
+    assert cluster is not None
+    return cluster
+
+
+def ensure_cluster(
+    spec: PlatformSpec, aws: AwsClients, network: Network, roles: Roles, pace: Pace
+) -> Cluster:
+    """Create the control plane if missing, wait for ACTIVE, converge its settings."""
+    name = spec.eks.cluster_name
+    changes: list[str] = []
+    _log_group(spec, aws, changes)
+    cluster = describe_cluster(aws, name)
+    created = cluster is None
+    if cluster is None:
+        version = choose_version(offered_versions(aws), spec.eks.version_strategy, spec.eks.version)
+        with aws_call("eks:CreateCluster"):
+            aws("eks").create_cluster(
+                name=name,
+                version=version,
+                roleArn=roles.cluster_role_arn,
+                resourcesVpcConfig=_vpc_config(spec, network),
+                logging={"clusterLogging": [{"types": list(spec.eks.log_types), "enabled": True}]},
+                # The platform installs vpc-cni, kube-proxy and coredns as managed add-ons.
+                bootstrapSelfManagedAddons=False,
+                accessConfig={
+                    "authenticationMode": "API_AND_CONFIG_MAP",
+                    "bootstrapClusterCreatorAdminPermissions": True,
+                },
+                tags=Identity.of(spec).tags(COMPONENT),
+            )
+        changes.append(f"created cluster {name} (Kubernetes {version})")
+    elif cluster["status"] == "FAILED":
+        raise PermanentAwsError(
+            "eks:DescribeCluster", "ClusterFailed", f"cluster {name} is FAILED; tear down and retry"
+        )
+    cluster = wait_active(aws, name, pace, CREATE_BUDGET_SECONDS)
+    if not created:
+        _reconcile_config(spec, aws, cluster, changes)
+        if spec.eks.version and spec.eks.version != cluster["version"]:
+            changes.append(
+                f"version drift: running {cluster['version']}, spec {spec.eks.version} "
+                "(upgrade with a planned update, not at convergence)"
+            )
+    issuer = cluster.get("identity", {}).get("oidc", {}).get("issuer", "")
+    sa_roles: dict[str, str] = {}
+    if issuer:
+        sa_roles, sa_changes = ensure_service_account_roles(spec, aws, issuer)
+        changes += sa_changes
+    return Cluster(
+        name=name,
+        arn=cluster["arn"],
+        endpoint=cluster.get("endpoint", ""),
+        version=cluster["version"],
+        status=cluster["status"],
+        certificate_authority=cluster.get("certificateAuthority", {}).get("data", ""),
+        oidc_issuer=issuer,
+        service_account_roles=sa_roles,
+        changes=changes,
+    )
+
+
+def delete_cluster(spec: PlatformSpec, aws: AwsClients, pace: Pace) -> list[str]:
+    """Delete the cluster (its node groups and add-ons must be gone) and its log group."""
+    name = spec.eks.cluster_name
+    done = []
+    if describe_cluster(aws, name) is not None:
+        with aws_call("eks:DeleteCluster"):
+            aws("eks").delete_cluster(name=name)
+        with aws_call("eks:DescribeCluster (wait deleted)"):
+            aws("eks").get_waiter("cluster_deleted").wait(
+                name=name, WaiterConfig=pace.waiter_config(30, 20 * 60)
+            )
+        done.append(f"cluster {name}")
+    logs = aws("logs")
+    group = f"/aws/eks/{name}/cluster"
+    with aws_call("logs:DescribeLogGroups"):
+        groups = logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+    if any(g["logGroupName"] == group for g in groups):
+        with aws_call("logs:DeleteLogGroup"):
+            logs.delete_log_group(logGroupName=group)
+        done.append(f"log group {group}")
+    return done

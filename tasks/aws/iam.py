@@ -1,0 +1,253 @@
+"""IAM: the cluster and node roles with the managed policies EKS needs, the cluster's OIDC
+provider, and the service-account roles (IRSA) of ebs-csi, external-dns and cert-manager."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, unquote
+
+from blueprint.spec import PlatformSpec
+from tasks.aws.clients import AwsClients
+from tasks.aws.errors import AwsError, aws_call
+from tasks.aws.identity import Identity
+
+COMPONENT = "iam"
+MANAGED = "arn:aws:iam::aws:policy/"
+CLUSTER_POLICIES = (MANAGED + "AmazonEKSClusterPolicy",)
+NODE_POLICIES = (
+    MANAGED + "AmazonEKSWorkerNodePolicy",
+    MANAGED + "AmazonEKS_CNI_Policy",
+    MANAGED + "AmazonEC2ContainerRegistryReadOnly",
+)
+EBS_CSI_POLICY = MANAGED + "service-role/AmazonEBSCSIDriverPolicy"
+# Route 53 access for DNS records (external-dns) and DNS-01 challenges (cert-manager).
+ROUTE53_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["route53:ChangeResourceRecordSets"],
+            "Resource": ["arn:aws:route53:::hostedzone/*"],
+        },
+        {
+            "Effect": "Allow",
+            "Action": [
+                "route53:ListHostedZones",
+                "route53:ListResourceRecordSets",
+                "route53:GetChange",
+            ],
+            "Resource": ["*"],
+        },
+    ],
+}
+# (name suffix, namespace, service account, managed policies, inline policy)
+SERVICE_ACCOUNT_ROLES = (
+    ("ebs-csi", "kube-system", "ebs-csi-controller-sa", (EBS_CSI_POLICY,), None),
+    ("external-dns", "ingress", "external-dns", (), ROUTE53_POLICY),
+    ("cert-manager", "ingress", "cert-manager", (), ROUTE53_POLICY),
+)
+
+
+def _trust(service: str) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": service},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+
+
+def _web_identity_trust(provider_arn: str, issuer: str, subject: str) -> dict[str, Any]:
+    host = issuer.removeprefix("https://")
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {f"{host}:sub": subject, f"{host}:aud": "sts.amazonaws.com"}
+                },
+            }
+        ],
+    }
+
+
+def _document(value: str | dict) -> dict:
+    """IAM returns policy documents URL-encoded (real AWS) or as dicts (boto3 decodes some)."""
+    if isinstance(value, dict):
+        return value
+    return json.loads(unquote(value))
+
+
+@dataclass
+class Roles:
+    cluster_role_arn: str
+    node_role_arn: str
+    changes: list[str] = field(default_factory=list)
+
+
+class _Roles:
+    def __init__(self, spec: PlatformSpec, aws: AwsClients):
+        self.iam, self.me = aws("iam"), Identity.of(spec)
+        self.changes: list[str] = []
+
+    def role(
+        self,
+        name: str,
+        trust: dict,
+        policies: tuple[str, ...],
+        inline: dict | None = None,
+    ) -> str:
+        tags = self.me.tag_list(COMPONENT, name)
+        try:
+            with aws_call("iam:GetRole"):
+                role = self.iam.get_role(RoleName=name)["Role"]
+        except AwsError as exc:
+            if exc.code != "NoSuchEntity":
+                raise
+            with aws_call("iam:CreateRole"):
+                role = self.iam.create_role(
+                    RoleName=name,
+                    AssumeRolePolicyDocument=json.dumps(trust),
+                    Description=f"{self.me.prefix} platform: {name}",
+                    Tags=tags,
+                )["Role"]
+            self.changes.append(f"created role {name}")
+        else:
+            if _document(role["AssumeRolePolicyDocument"]) != trust:
+                with aws_call("iam:UpdateAssumeRolePolicy"):
+                    self.iam.update_assume_role_policy(
+                        RoleName=name, PolicyDocument=json.dumps(trust)
+                    )
+                self.changes.append(f"updated trust of {name}")
+        with aws_call("iam:ListAttachedRolePolicies"):
+            attached = {
+                p["PolicyArn"]
+                for page in self.iam.get_paginator("list_attached_role_policies").paginate(
+                    RoleName=name
+                )
+                for p in page["AttachedPolicies"]
+            }
+        for arn in set(policies) - attached:
+            with aws_call("iam:AttachRolePolicy"):
+                self.iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+            self.changes.append(f"attached {arn.rsplit('/', 1)[-1]} to {name}")
+        for arn in attached - set(policies):
+            with aws_call("iam:DetachRolePolicy"):
+                self.iam.detach_role_policy(RoleName=name, PolicyArn=arn)
+            self.changes.append(f"detached {arn.rsplit('/', 1)[-1]} from {name}")
+        if inline is not None:
+            self._inline(name, inline)
+        return role["Arn"]
+
+    def _inline(self, role: str, document: dict) -> None:
+        policy = f"{role}-inline"
+        try:
+            with aws_call("iam:GetRolePolicy"):
+                current = self.iam.get_role_policy(RoleName=role, PolicyName=policy)
+            if _document(current["PolicyDocument"]) == document:
+                return
+        except AwsError as exc:
+            if exc.code != "NoSuchEntity":
+                raise
+        with aws_call("iam:PutRolePolicy"):
+            self.iam.put_role_policy(
+                RoleName=role, PolicyName=policy, PolicyDocument=json.dumps(document)
+            )
+        self.changes.append(f"set inline policy of {role}")
+
+
+def role_names(spec: PlatformSpec) -> dict[str, str]:
+    prefix = Identity.of(spec).prefix
+    return {"cluster": f"{prefix}-eks-cluster", "node": f"{prefix}-eks-node"}
+
+
+def ensure_roles(spec: PlatformSpec, aws: AwsClients) -> Roles:
+    """The cluster role (assumed by EKS) and the node role (assumed by EC2 instances)."""
+    roles = _Roles(spec, aws)
+    names = role_names(spec)
+    cluster = roles.role(names["cluster"], _trust("eks.amazonaws.com"), CLUSTER_POLICIES)
+    node = roles.role(names["node"], _trust("ec2.amazonaws.com"), NODE_POLICIES)
+    return Roles(cluster, node, roles.changes)
+
+
+def ensure_service_account_roles(
+    spec: PlatformSpec, aws: AwsClients, oidc_issuer: str
+) -> tuple[dict[str, str], list[str]]:
+    """The cluster's OIDC provider and a role per service account that calls AWS.
+
+    Returns ({role suffix: role ARN}, changes).
+    """
+    iam, me = aws("iam"), Identity.of(spec)
+    changes: list[str] = []
+    host = oidc_issuer.removeprefix("https://")
+    with aws_call("iam:ListOpenIDConnectProviders"):
+        arns = [p["Arn"] for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]]
+    provider = next((a for a in arns if a.endswith(f"oidc-provider/{host}")), None)
+    if provider is None:
+        with aws_call("iam:CreateOpenIDConnectProvider"):
+            provider = iam.create_open_id_connect_provider(
+                Url=oidc_issuer,
+                ClientIDList=["sts.amazonaws.com"],
+                # IAM no longer checks thumbprints for EKS issuers; the field stays required.
+                ThumbprintList=["9e99a48a9960b14926bb7f3b02e22da2b0ab7280"],
+                Tags=me.tag_list(COMPONENT, "oidc"),
+            )["OpenIDConnectProviderArn"]
+        changes.append(f"created OIDC provider for {host}")
+    roles = _Roles(spec, aws)
+    result = {}
+    for suffix, namespace, account, managed, inline in SERVICE_ACCOUNT_ROLES:
+        namespace = spec.namespaces.get(namespace, namespace)  # a workflow's, or literal
+        trust = _web_identity_trust(
+            provider, oidc_issuer, f"system:serviceaccount:{namespace}:{account}"
+        )
+        result[suffix] = roles.role(f"{me.prefix}-{suffix}", trust, managed, inline)
+    return result, changes + roles.changes
+
+
+def delete_roles(spec: PlatformSpec, aws: AwsClients, oidc_issuer: str | None = None) -> list[str]:
+    """Delete every role of the platform (and the OIDC provider when its issuer is given)."""
+    iam, me = aws("iam"), Identity.of(spec)
+    names = [*role_names(spec).values(), *(f"{me.prefix}-{s[0]}" for s in SERVICE_ACCOUNT_ROLES)]
+    done = []
+    for name in names:
+        try:
+            with aws_call("iam:GetRole"):
+                iam.get_role(RoleName=name)
+        except AwsError as exc:
+            if exc.code == "NoSuchEntity":
+                continue
+            raise
+        with aws_call("iam:ListAttachedRolePolicies"):
+            attached = iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
+        for policy in attached:
+            with aws_call("iam:DetachRolePolicy"):
+                iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
+        with aws_call("iam:ListRolePolicies"):
+            inline = iam.list_role_policies(RoleName=name)["PolicyNames"]
+        for policy in inline:
+            with aws_call("iam:DeleteRolePolicy"):
+                iam.delete_role_policy(RoleName=name, PolicyName=policy)
+        with aws_call("iam:DeleteRole"):
+            iam.delete_role(RoleName=name)
+        done.append(f"role {name}")
+    if oidc_issuer:
+        host = oidc_issuer.removeprefix("https://")
+        with aws_call("iam:ListOpenIDConnectProviders"):
+            arns = [
+                p["Arn"] for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
+            ]
+        for arn in arns:
+            if arn.endswith(f"oidc-provider/{host}"):
+                with aws_call("iam:DeleteOpenIDConnectProvider"):
+                    iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=arn)
+                done.append(f"oidc provider {quote(host)}")
+    return done

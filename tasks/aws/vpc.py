@@ -1,0 +1,429 @@
+"""The network: VPC over the spec's zones, public and private subnets, internet gateway,
+NAT, route tables and the cluster's shared security group.
+
+``ensure_network`` finds each piece by the platform's tags and acts only on differences;
+``delete_network`` removes them in reverse dependency order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from blueprint.spec import PlatformSpec
+from tasks.aws.clients import AwsClients
+from tasks.aws.errors import PermanentAwsError, aws_call
+from tasks.aws.identity import Identity, tag_dict
+
+COMPONENT = "vpc"
+ELB_ROLE_TAGS = {"public": "kubernetes.io/role/elb", "private": "kubernetes.io/role/internal-elb"}
+
+
+@dataclass
+class Network:
+    vpc_id: str
+    public_subnets: dict[str, str] = field(default_factory=dict)  # zone -> subnet id
+    private_subnets: dict[str, str] = field(default_factory=dict)
+    internet_gateway: str = ""
+    nat_gateways: dict[str, str] = field(default_factory=dict)  # zone -> nat id
+    route_tables: dict[str, str] = field(default_factory=dict)  # part -> route table id
+    security_group: str = ""
+    changes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _one(items: list[dict], what: str) -> dict | None:
+    if len(items) > 1:
+        ids = ", ".join(str(i.get(k)) for i in items for k in i if k.endswith("Id"))
+        raise PermanentAwsError(f"find {what}", "Ambiguous", f"several match: {ids}")
+    return items[0] if items else None
+
+
+class _Converger:
+    def __init__(self, spec: PlatformSpec, aws: AwsClients):
+        self.spec, self.ec2 = spec, aws("ec2")
+        self.me = Identity.of(spec)
+        self.net: Network | None = None
+        self.changes: list[str] = []
+
+    def tag_spec(self, resource: str, part: str | None = None, **more: str) -> list[dict]:
+        name = f"{self.me.prefix}-{part}" if part else self.me.prefix
+        tags = self.me.tag_list(COMPONENT, part, Name=name, **more)
+        return [{"ResourceType": resource, "Tags": tags}]
+
+    # ------------------------------------------------------------------ pieces
+    def vpc(self) -> str:
+        with aws_call("ec2:DescribeVpcs"):
+            found = _one(self.ec2.describe_vpcs(Filters=self.me.filters(COMPONENT))["Vpcs"], "VPC")
+        cidr = self.spec.network.vpc_cidr
+        if found:
+            if found["CidrBlock"] != cidr:
+                raise PermanentAwsError(
+                    "ensure vpc",
+                    "CidrMismatch",
+                    f"{found['VpcId']} has CIDR {found['CidrBlock']}, the spec says {cidr}; "
+                    "a VPC's primary CIDR cannot change (tear down to recreate)",
+                )
+            vpc_id = found["VpcId"]
+        else:
+            with aws_call("ec2:CreateVpc"):
+                vpc_id = self.ec2.create_vpc(
+                    CidrBlock=cidr, TagSpecifications=self.tag_spec("vpc")
+                )["Vpc"]["VpcId"]
+                self.ec2.get_waiter("vpc_available").wait(VpcIds=[vpc_id])
+            self.changes.append(f"created vpc {vpc_id}")
+        # EKS needs DNS support and hostnames for private endpoint access and node names.
+        for attribute, key in (
+            ("enableDnsSupport", "EnableDnsSupport"),
+            ("enableDnsHostnames", "EnableDnsHostnames"),
+        ):
+            with aws_call("ec2:DescribeVpcAttribute"):
+                current = self.ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)
+            if not current[key]["Value"]:
+                with aws_call("ec2:ModifyVpcAttribute"):
+                    self.ec2.modify_vpc_attribute(VpcId=vpc_id, **{key: {"Value": True}})
+                self.changes.append(f"enabled {attribute} on {vpc_id}")
+        return vpc_id
+
+    def subnets(self, vpc_id: str, kind: str, cidrs: list[str]) -> dict[str, str]:
+        zones = self.spec.network.availability_zones
+        wanted = {f"{kind}-{zone}": (zone, cidr) for zone, cidr in zip(zones, cidrs, strict=True)}
+        with aws_call("ec2:DescribeSubnets"):
+            existing = self.ec2.describe_subnets(
+                Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, *self.me.filters(COMPONENT)]
+            )["Subnets"]
+        by_part = {tag_dict(s.get("Tags")).get("platform.io/part"): s for s in existing}
+        result = {}
+        for part, (zone, cidr) in wanted.items():
+            extra = {ELB_ROLE_TAGS[kind]: "1", f"kubernetes.io/cluster/{self.me.cluster}": "shared"}
+            subnet = by_part.get(part)
+            if subnet and (subnet["CidrBlock"] != cidr or subnet["AvailabilityZone"] != zone):
+                self._delete_subnet(subnet["SubnetId"])
+                subnet = None
+            if subnet is None:
+                with aws_call("ec2:CreateSubnet"):
+                    subnet = self.ec2.create_subnet(
+                        VpcId=vpc_id,
+                        CidrBlock=cidr,
+                        AvailabilityZone=zone,
+                        TagSpecifications=self.tag_spec("subnet", part, **extra),
+                    )["Subnet"]
+                self.changes.append(f"created subnet {part} {subnet['SubnetId']}")
+            else:
+                missing = {
+                    k: v for k, v in extra.items() if tag_dict(subnet.get("Tags")).get(k) != v
+                }
+                if missing:
+                    with aws_call("ec2:CreateTags"):
+                        self.ec2.create_tags(
+                            Resources=[subnet["SubnetId"]],
+                            Tags=[{"Key": k, "Value": v} for k, v in missing.items()],
+                        )
+                    self.changes.append(f"tagged subnet {part}")
+            if kind == "public" and not subnet.get("MapPublicIpOnLaunch"):
+                with aws_call("ec2:ModifySubnetAttribute"):
+                    self.ec2.modify_subnet_attribute(
+                        SubnetId=subnet["SubnetId"], MapPublicIpOnLaunch={"Value": True}
+                    )
+                self.changes.append(f"public IPs on launch for {part}")
+            result[zone] = subnet["SubnetId"]
+        for part, subnet in by_part.items():
+            if part and part.startswith(f"{kind}-") and part not in wanted:
+                self._delete_subnet(subnet["SubnetId"])
+        return result
+
+    def _delete_subnet(self, subnet_id: str) -> None:
+        with aws_call("ec2:DeleteSubnet"):
+            self.ec2.delete_subnet(SubnetId=subnet_id)
+        self.changes.append(f"deleted subnet {subnet_id}")
+
+    def internet_gateway(self, vpc_id: str) -> str:
+        with aws_call("ec2:DescribeInternetGateways"):
+            found = _one(
+                self.ec2.describe_internet_gateways(Filters=self.me.filters(COMPONENT))[
+                    "InternetGateways"
+                ],
+                "internet gateway",
+            )
+        if found is None:
+            with aws_call("ec2:CreateInternetGateway"):
+                found = self.ec2.create_internet_gateway(
+                    TagSpecifications=self.tag_spec("internet-gateway")
+                )["InternetGateway"]
+            self.changes.append(f"created internet gateway {found['InternetGatewayId']}")
+        igw = found["InternetGatewayId"]
+        attached = [a["VpcId"] for a in found.get("Attachments", [])]
+        if vpc_id not in attached:
+            with aws_call("ec2:AttachInternetGateway"):
+                self.ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc_id)
+            self.changes.append(f"attached {igw} to {vpc_id}")
+        return igw
+
+    def nat_gateways(self, vpc_id: str, public: dict[str, str]) -> dict[str, str]:
+        zones = self.spec.network.availability_zones
+        nat_zones = zones[:1] if self.spec.network.nat_gateways == "single" else zones
+        with aws_call("ec2:DescribeNatGateways"):
+            existing = self.ec2.describe_nat_gateways(
+                Filters=[
+                    {"Name": "vpc-id", "Values": [vpc_id]},
+                    {"Name": "state", "Values": ["pending", "available"]},
+                    *self.me.filters(COMPONENT),
+                ]
+            )["NatGateways"]
+        by_part = {tag_dict(n.get("Tags")).get("platform.io/part"): n for n in existing}
+        result = {}
+        created = []
+        for zone in nat_zones:
+            part = f"nat-{zone}"
+            nat = by_part.get(part)
+            if nat is None or nat["SubnetId"] != public[zone]:
+                if nat is not None:
+                    self._delete_nat(nat)
+                with aws_call("ec2:AllocateAddress"):
+                    allocation = self.ec2.allocate_address(
+                        Domain="vpc", TagSpecifications=self.tag_spec("elastic-ip", part)
+                    )["AllocationId"]
+                with aws_call("ec2:CreateNatGateway"):
+                    nat = self.ec2.create_nat_gateway(
+                        SubnetId=public[zone],
+                        AllocationId=allocation,
+                        TagSpecifications=self.tag_spec("natgateway", part),
+                    )["NatGateway"]
+                created.append(nat["NatGatewayId"])
+                self.changes.append(f"created NAT gateway {part} {nat['NatGatewayId']}")
+            result[zone] = nat["NatGatewayId"]
+        for part, nat in by_part.items():
+            if part and part not in {f"nat-{z}" for z in nat_zones}:
+                self._delete_nat(nat)
+        if created:
+            with aws_call("ec2:DescribeNatGateways (wait available)"):
+                self.ec2.get_waiter("nat_gateway_available").wait(NatGatewayIds=created)
+        return result
+
+    def _delete_nat(self, nat: dict) -> None:
+        with aws_call("ec2:DeleteNatGateway"):
+            self.ec2.delete_nat_gateway(NatGatewayId=nat["NatGatewayId"])
+        self.changes.append(f"deleted NAT gateway {nat['NatGatewayId']}")
+
+    def route_tables(
+        self,
+        vpc_id: str,
+        igw: str,
+        nats: dict[str, str],
+        public: dict[str, str],
+        private: dict[str, str],
+    ) -> dict[str, str]:
+        zones = self.spec.network.availability_zones
+        # part -> (default route target, subnets associated)
+        wanted: dict[str, tuple[dict[str, str], list[str]]] = {
+            "public": ({"GatewayId": igw}, list(public.values()))
+        }
+        for zone in zones:
+            nat = nats.get(zone) or next(iter(nats.values()))
+            part = "private" if len(nats) == 1 else f"private-{zone}"
+            _, subnets = wanted.setdefault(part, ({"NatGatewayId": nat}, []))
+            subnets.append(private[zone])
+        with aws_call("ec2:DescribeRouteTables"):
+            existing = self.ec2.describe_route_tables(
+                Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, *self.me.filters(COMPONENT)]
+            )["RouteTables"]
+        by_part = {tag_dict(t.get("Tags")).get("platform.io/part"): t for t in existing}
+        result = {}
+        for part, (target, subnets) in wanted.items():
+            table = by_part.get(part)
+            if table is None:
+                with aws_call("ec2:CreateRouteTable"):
+                    table = self.ec2.create_route_table(
+                        VpcId=vpc_id, TagSpecifications=self.tag_spec("route-table", part)
+                    )["RouteTable"]
+                self.changes.append(f"created route table {part} {table['RouteTableId']}")
+            table_id = table["RouteTableId"]
+            self._default_route(table, target)
+            associated = {
+                a.get("SubnetId"): a["RouteTableAssociationId"]
+                for a in table.get("Associations", [])
+                if a.get("SubnetId")
+            }
+            for subnet in subnets:
+                if subnet not in associated:
+                    self._associate(table_id, subnet)
+            for subnet, association in associated.items():
+                if subnet not in subnets:
+                    with aws_call("ec2:DisassociateRouteTable"):
+                        self.ec2.disassociate_route_table(AssociationId=association)
+                    self.changes.append(f"disassociated {subnet} from {part}")
+            result[part] = table_id
+        for part, table in by_part.items():
+            if part not in wanted:
+                self._delete_route_table(table)
+        return result
+
+    def _default_route(self, table: dict, target: dict[str, str]) -> None:
+        current = next(
+            (r for r in table.get("Routes", []) if r.get("DestinationCidrBlock") == "0.0.0.0/0"),
+            None,
+        )
+        key, value = next(iter(target.items()))
+        if current and current.get(key) == value and current.get("State", "active") == "active":
+            return
+        action = "ec2:ReplaceRoute" if current else "ec2:CreateRoute"
+        with aws_call(action):
+            call = self.ec2.replace_route if current else self.ec2.create_route
+            call(RouteTableId=table["RouteTableId"], DestinationCidrBlock="0.0.0.0/0", **target)
+        self.changes.append(f"default route of {table['RouteTableId']} -> {value}")
+
+    def _associate(self, table_id: str, subnet: str) -> None:
+        # A subnet has one route table: move it if another of ours holds it.
+        with aws_call("ec2:DescribeRouteTables"):
+            holders = self.ec2.describe_route_tables(
+                Filters=[{"Name": "association.subnet-id", "Values": [subnet]}]
+            )["RouteTables"]
+        for holder in holders:
+            for a in holder.get("Associations", []):
+                if a.get("SubnetId") == subnet:
+                    with aws_call("ec2:ReplaceRouteTableAssociation"):
+                        self.ec2.replace_route_table_association(
+                            AssociationId=a["RouteTableAssociationId"], RouteTableId=table_id
+                        )
+                    self.changes.append(f"moved {subnet} to {table_id}")
+                    return
+        with aws_call("ec2:AssociateRouteTable"):
+            self.ec2.associate_route_table(RouteTableId=table_id, SubnetId=subnet)
+        self.changes.append(f"associated {subnet} with {table_id}")
+
+    def _delete_route_table(self, table: dict) -> None:
+        for a in table.get("Associations", []):
+            if not a.get("Main"):
+                with aws_call("ec2:DisassociateRouteTable"):
+                    self.ec2.disassociate_route_table(AssociationId=a["RouteTableAssociationId"])
+        with aws_call("ec2:DeleteRouteTable"):
+            self.ec2.delete_route_table(RouteTableId=table["RouteTableId"])
+        self.changes.append(f"deleted route table {table['RouteTableId']}")
+
+    def security_group(self, vpc_id: str) -> str:
+        name = f"{self.me.prefix}-cluster"
+        with aws_call("ec2:DescribeSecurityGroups"):
+            found = _one(
+                self.ec2.describe_security_groups(
+                    Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, *self.me.filters(COMPONENT)]
+                )["SecurityGroups"],
+                "security group",
+            )
+        if found is None:
+            with aws_call("ec2:CreateSecurityGroup"):
+                group_id = self.ec2.create_security_group(
+                    GroupName=name,
+                    Description="Control plane and nodes of the platform's EKS cluster",
+                    VpcId=vpc_id,
+                    TagSpecifications=self.tag_spec("security-group", "cluster"),
+                )["GroupId"]
+            self.changes.append(f"created security group {group_id}")
+            permissions: list[dict] = []
+        else:
+            group_id, permissions = found["GroupId"], found.get("IpPermissions", [])
+        # Control plane and nodes talk to each other on every port.
+        self_rule = any(
+            p.get("IpProtocol") == "-1"
+            and any(g.get("GroupId") == group_id for g in p.get("UserIdGroupPairs", []))
+            for p in permissions
+        )
+        if not self_rule:
+            with aws_call("ec2:AuthorizeSecurityGroupIngress"):
+                self.ec2.authorize_security_group_ingress(
+                    GroupId=group_id,
+                    IpPermissions=[
+                        {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group_id}]}
+                    ],
+                )
+            self.changes.append(f"allowed traffic within {group_id}")
+        return group_id
+
+    def converge(self) -> Network:
+        vpc_id = self.vpc()
+        public = self.subnets(vpc_id, "public", self.spec.network.public_subnet_cidrs)
+        private = self.subnets(vpc_id, "private", self.spec.network.private_subnet_cidrs)
+        igw = self.internet_gateway(vpc_id)
+        nats = self.nat_gateways(vpc_id, public)
+        tables = self.route_tables(vpc_id, igw, nats, public, private)
+        group = self.security_group(vpc_id)
+        return Network(vpc_id, public, private, igw, nats, tables, group, self.changes)
+
+
+def ensure_network(spec: PlatformSpec, aws: AwsClients) -> Network:
+    """Converge the network to the spec; ``Network.changes`` lists what was done."""
+    return _Converger(spec, aws).converge()
+
+
+def find_network(spec: PlatformSpec, aws: AwsClients) -> str | None:
+    """The platform's VPC id, if it exists."""
+    me = Identity.of(spec)
+    with aws_call("ec2:DescribeVpcs"):
+        vpcs = aws("ec2").describe_vpcs(Filters=me.filters(COMPONENT))["Vpcs"]
+    return vpcs[0]["VpcId"] if vpcs else None
+
+
+def delete_network(spec: PlatformSpec, aws: AwsClients) -> list[str]:
+    """Remove the network in reverse order; returns what was deleted."""
+    ec2, me = aws("ec2"), Identity.of(spec)
+    done: list[str] = []
+    vpc_id = find_network(spec, aws)
+    mine = me.filters(COMPONENT)
+    with aws_call("ec2:DescribeNatGateways"):
+        nats = ec2.describe_nat_gateways(
+            Filters=[*mine, {"Name": "state", "Values": ["pending", "available"]}]
+        )["NatGateways"]
+    for nat in nats:
+        with aws_call("ec2:DeleteNatGateway"):
+            ec2.delete_nat_gateway(NatGatewayId=nat["NatGatewayId"])
+        done.append(f"nat {nat['NatGatewayId']}")
+    if nats:
+        with aws_call("ec2:DescribeNatGateways (wait deleted)"):
+            ec2.get_waiter("nat_gateway_deleted").wait(
+                NatGatewayIds=[n["NatGatewayId"] for n in nats]
+            )
+    with aws_call("ec2:DescribeAddresses"):
+        addresses = ec2.describe_addresses(Filters=mine)["Addresses"]
+    for address in addresses:
+        with aws_call("ec2:ReleaseAddress"):
+            ec2.release_address(AllocationId=address["AllocationId"])
+        done.append(f"eip {address['AllocationId']}")
+    with aws_call("ec2:DescribeInternetGateways"):
+        gateways = ec2.describe_internet_gateways(Filters=mine)["InternetGateways"]
+    for igw in gateways:
+        for attachment in igw.get("Attachments", []):
+            with aws_call("ec2:DetachInternetGateway"):
+                ec2.detach_internet_gateway(
+                    InternetGatewayId=igw["InternetGatewayId"], VpcId=attachment["VpcId"]
+                )
+        with aws_call("ec2:DeleteInternetGateway"):
+            ec2.delete_internet_gateway(InternetGatewayId=igw["InternetGatewayId"])
+        done.append(f"igw {igw['InternetGatewayId']}")
+    with aws_call("ec2:DescribeRouteTables"):
+        tables = ec2.describe_route_tables(Filters=mine)["RouteTables"]
+    for table in tables:
+        for a in table.get("Associations", []):
+            if not a.get("Main"):
+                with aws_call("ec2:DisassociateRouteTable"):
+                    ec2.disassociate_route_table(AssociationId=a["RouteTableAssociationId"])
+        with aws_call("ec2:DeleteRouteTable"):
+            ec2.delete_route_table(RouteTableId=table["RouteTableId"])
+        done.append(f"route table {table['RouteTableId']}")
+    with aws_call("ec2:DescribeSubnets"):
+        subnets = ec2.describe_subnets(Filters=mine)["Subnets"]
+    for subnet in subnets:
+        with aws_call("ec2:DeleteSubnet"):
+            ec2.delete_subnet(SubnetId=subnet["SubnetId"])
+        done.append(f"subnet {subnet['SubnetId']}")
+    with aws_call("ec2:DescribeSecurityGroups"):
+        groups = ec2.describe_security_groups(Filters=mine)["SecurityGroups"]
+    for group in groups:
+        with aws_call("ec2:DeleteSecurityGroup"):
+            ec2.delete_security_group(GroupId=group["GroupId"])
+        done.append(f"security group {group['GroupId']}")
+    if vpc_id:
+        with aws_call("ec2:DeleteVpc"):
+            ec2.delete_vpc(VpcId=vpc_id)
+        done.append(f"vpc {vpc_id}")
+    return done

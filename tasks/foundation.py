@@ -1,0 +1,118 @@
+"""Prefect tasks of the foundation workflow: one per component kind, plus its validation.
+
+Each task converges its component (``ensure_*``) and records its progress; the flow wires
+them by the catalogue's needs. Caching is off: infrastructure state lives in AWS and the
+cluster, never in a task cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NONE
+
+from blocks.target import PlatformTarget
+from blueprint.spec import PlatformSpec
+from tasks.aws.addons import ensure_addon
+from tasks.aws.clients import AwsClients, aws_clients
+from tasks.aws.eks import Cluster, ensure_cluster
+from tasks.aws.errors import retry_if_transient
+from tasks.aws.iam import Roles, ensure_roles
+from tasks.aws.nodegroups import NodeGroups, ensure_node_groups
+from tasks.aws.vpc import Network, ensure_network
+from tasks.gates import cluster_api_accessible
+from tasks.kube import api_client
+from tasks.pace import Pace
+from tasks.progress import board
+from tasks.storage import ensure_storage_classes
+from tasks.validation import Check, foundation_checks
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every component task needs: the validated spec, the target, the pace."""
+
+    spec: PlatformSpec
+    target: PlatformTarget
+    pace: Pace
+
+    @property
+    def aws(self) -> AwsClients:
+        return aws_clients(self.target.aws_credentials, self.target.region)
+
+    def kube(self):
+        return api_client(self.aws, self.spec.eks.cluster_name, self.target.cluster_config)
+
+
+# Transient AWS errors (throttling past botocore's retries, eventual consistency) get a
+# few more attempts; permanent ones fail at once with the AWS error code.
+CONVERGE = {
+    "cache_policy": NONE,
+    "retries": 3,
+    "retry_delay_seconds": [2, 10, 30],
+    "retry_condition_fn": retry_if_transient,
+}
+
+
+@task(name="vpc", task_run_name="{component}", **CONVERGE)
+def converge_vpc(ctx: RunContext, component: str = "vpc") -> Network:
+    with board.track(component, "foundation"):
+        return ensure_network(ctx.spec, ctx.aws)
+
+
+@task(name="iam", task_run_name="{component}", **CONVERGE)
+def converge_iam(ctx: RunContext, component: str = "iam") -> Roles:
+    with board.track(component, "foundation"):
+        return ensure_roles(ctx.spec, ctx.aws)
+
+
+@task(name="eks-cluster", task_run_name="{component}", **CONVERGE)
+def converge_eks(
+    ctx: RunContext, network: Network, roles: Roles, component: str = "eks"
+) -> Cluster:
+    with board.track(component, "foundation"):
+        return ensure_cluster(ctx.spec, ctx.aws, network, roles, ctx.pace)
+
+
+@task(name="node-groups", task_run_name="{component}", **CONVERGE)
+def converge_node_groups(
+    ctx: RunContext,
+    network: Network,
+    roles: Roles,
+    cluster: Cluster,
+    component: str = "node-groups",
+) -> NodeGroups:
+    with board.track(component, "foundation"):
+        return ensure_node_groups(ctx.spec, ctx.aws, network, roles.node_role_arn, ctx.pace)
+
+
+@task(name="eks-addon", task_run_name="{component}", **CONVERGE)
+def converge_addon(ctx: RunContext, addon: str, cluster: Cluster, component: str) -> dict[str, Any]:
+    with board.track(component, "foundation"):
+        result = ensure_addon(
+            ctx.spec, ctx.aws, addon, cluster.version, cluster.service_account_roles, ctx.pace
+        )
+        return result.__dict__
+
+
+@task(name="storage-class", task_run_name="{component}", **CONVERGE)
+def converge_storage_class(ctx: RunContext, component: str = "storage-class") -> list[str]:
+    with board.track(component, "foundation"):
+        return ensure_storage_classes(ctx.kube(), ctx.spec.storage_class)
+
+
+@task(name="gate: cluster API accessible", task_run_name="{component}", cache_policy=NONE)
+def foundation_gate(ctx: RunContext, component: str = "foundation-gate") -> dict:
+    """Retried by the flow with the spec's budget (see tasks.gates.retry_policy)."""
+    with board.track(component, "foundation"):
+        return cluster_api_accessible(ctx.kube())
+
+
+@task(name="validate foundation", task_run_name="validate-foundation", cache_policy=NONE)
+def validate_foundation(ctx: RunContext) -> list[dict[str, Any]]:
+    checks: list[Check] = foundation_checks(
+        ctx.kube(), ctx.aws, ctx.spec.eks.cluster_name, ctx.spec.validation
+    )
+    return [c.as_dict() for c in checks]

@@ -1,0 +1,103 @@
+"""What each component is doing, for the live display, the report and Prefect events.
+
+Component tasks wrap their work in ``track``; listeners (the CLI's progress display) see
+every change. The record is per process: ``platformctl up`` runs its flows in-process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect.events import emit_event
+
+
+@dataclass
+class ComponentRun:
+    name: str
+    workflow: str
+    status: str = "pending"  # pending | running | completed | failed | skipped
+    started_at: float | None = None
+    finished_at: float | None = None
+    detail: str = ""
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return round((self.finished_at or time.time()) - self.started_at, 3)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("started_at", "finished_at"):
+            if data[key] is not None:
+                data[key] = datetime.fromtimestamp(data[key], UTC).isoformat()
+        data["duration_s"] = self.duration_s
+        return data
+
+
+class Board:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.runs: dict[str, ComponentRun] = {}
+        self._listeners: list[Callable[[ComponentRun], None]] = []
+
+    def listen(self, listener: Callable[[ComponentRun], None]) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.runs.clear()
+            self._listeners.clear()
+
+    def plan(self, name: str, workflow: str) -> None:
+        self._update(name, workflow, status="pending")
+
+    def _update(self, name: str, workflow: str, **changes: Any) -> ComponentRun:
+        with self._lock:
+            run = self.runs.setdefault(name, ComponentRun(name, workflow))
+            for key, value in changes.items():
+                setattr(run, key, value)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(run)
+        return run
+
+    def skip(self, name: str, workflow: str, detail: str) -> None:
+        self._update(name, workflow, status="skipped", detail=detail)
+
+    @contextmanager
+    def track(self, name: str, workflow: str) -> Iterator[None]:
+        self._update(name, workflow, status="running", started_at=time.time(), detail="")
+        _event(name, workflow, "started")
+        try:
+            yield
+        except BaseException as exc:
+            self._update(
+                name, workflow, status="failed", finished_at=time.time(), detail=str(exc)[:500]
+            )
+            _event(name, workflow, "failed", str(exc)[:500])
+            raise
+        self._update(name, workflow, status="completed", finished_at=time.time())
+        _event(name, workflow, "completed")
+
+
+def _event(name: str, workflow: str, what: str, detail: str = "") -> None:
+    emit_event(
+        event=f"platform.component.{what}",
+        resource={
+            "prefect.resource.id": f"platform.component.{name}",
+            "prefect.resource.name": name,
+            "platform.workflow": workflow,
+        },
+        payload={"detail": detail} if detail else None,
+    )
+
+
+board = Board()

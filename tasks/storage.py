@@ -1,0 +1,111 @@
+"""The shared gp3 StorageClass (default, volume expansion) and its VolumeSnapshotClass."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from blueprint.spec import StorageClassSettings
+
+EBS_CSI = "ebs.csi.aws.com"
+DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
+SNAPSHOT = ("snapshot.storage.k8s.io", "v1", "volumesnapshotclasses")
+MANAGED_BY = {"app.kubernetes.io/managed-by": "platform-bootstrap"}
+
+
+def storage_class_body(settings: StorageClassSettings) -> dict[str, Any]:
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {
+            "name": settings.name,
+            "labels": dict(MANAGED_BY),
+            "annotations": {DEFAULT_CLASS: str(settings.default).lower()},
+        },
+        "provisioner": EBS_CSI,
+        "parameters": {
+            "type": settings.volume_type,
+            "encrypted": str(settings.encrypted).lower(),
+            "csi.storage.k8s.io/fstype": "ext4",
+        },
+        "allowVolumeExpansion": settings.allow_volume_expansion,
+        "reclaimPolicy": settings.reclaim_policy,
+        "volumeBindingMode": settings.volume_binding_mode,
+    }
+
+
+def snapshot_class_body(settings: StorageClassSettings) -> dict[str, Any]:
+    return {
+        "apiVersion": "snapshot.storage.k8s.io/v1",
+        "kind": "VolumeSnapshotClass",
+        "metadata": {
+            "name": settings.snapshot_class_name,
+            "labels": dict(MANAGED_BY),
+            "annotations": {"snapshot.storage.kubernetes.io/is-default-class": "true"},
+        },
+        "driver": EBS_CSI,
+        "deletionPolicy": "Delete",
+    }
+
+
+# Fields a StorageClass cannot change after creation (the API rejects updates to them).
+_IMMUTABLE = ("provisioner", "parameters", "reclaimPolicy", "volumeBindingMode")
+
+
+def ensure_storage_classes(api: k8s.ApiClient, settings: StorageClassSettings) -> list[str]:
+    """Converge both objects; returns what changed."""
+    changes: list[str] = []
+    storage = k8s.StorageV1Api(api)
+    wanted = storage_class_body(settings)
+    try:
+        current = api.sanitize_for_serialization(storage.read_storage_class(settings.name))
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        storage.create_storage_class(wanted)
+        changes.append(f"created StorageClass {settings.name}")
+    else:
+        if any(current.get(k) != wanted[k] for k in _IMMUTABLE):
+            # Immutable fields changed: replace the class (existing volumes keep theirs).
+            storage.delete_storage_class(settings.name)
+            storage.create_storage_class(wanted)
+            changes.append(f"replaced StorageClass {settings.name}")
+        else:
+            annotations = current.get("metadata", {}).get("annotations") or {}
+            drifted = current.get("allowVolumeExpansion") != wanted["allowVolumeExpansion"] or any(
+                annotations.get(k) != v for k, v in wanted["metadata"]["annotations"].items()
+            )
+            if drifted:
+                storage.patch_storage_class(
+                    settings.name,
+                    {
+                        "allowVolumeExpansion": wanted["allowVolumeExpansion"],
+                        "metadata": {"annotations": wanted["metadata"]["annotations"]},
+                    },
+                )
+                changes.append(f"updated StorageClass {settings.name}")
+    if settings.snapshots:
+        changes += _ensure_snapshot_class(api, settings)
+    return changes
+
+
+def _ensure_snapshot_class(api: k8s.ApiClient, settings: StorageClassSettings) -> list[str]:
+    custom = k8s.CustomObjectsApi(api)
+    group, version, plural = SNAPSHOT
+    wanted = snapshot_class_body(settings)
+    try:
+        current = custom.get_cluster_custom_object(
+            group, version, plural, settings.snapshot_class_name
+        )
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        custom.create_cluster_custom_object(group, version, plural, wanted)
+        return [f"created VolumeSnapshotClass {settings.snapshot_class_name}"]
+    if current.get("driver") != EBS_CSI or current.get("deletionPolicy") != "Delete":
+        custom.delete_cluster_custom_object(group, version, plural, settings.snapshot_class_name)
+        custom.create_cluster_custom_object(group, version, plural, wanted)
+        return [f"replaced VolumeSnapshotClass {settings.snapshot_class_name}"]
+    return []

@@ -1,0 +1,36 @@
+"""Fixtures shared by the sandbox tests: a live Kubernetes API simulator and clients for it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from sandbox.kube.server import KubeSimulator
+from sandbox.settings import SandboxSettings
+
+
+@pytest.fixture(scope="module")
+def kube_api() -> Iterator[KubeSimulator]:
+    """The API server alone (no simulated controllers), so tests own every object's status."""
+    simulator = KubeSimulator(SandboxSettings(), run_controllers=False).start()
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
+
+
+@pytest.fixture(scope="module")
+def kubeconfig(kube_api: KubeSimulator, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return kube_api.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
+
+
+@pytest.fixture(scope="module")
+def api_client(kubeconfig: Path) -> Iterator[client.ApiClient]:
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    try:
+        yield api
+    finally:
+        api.close()

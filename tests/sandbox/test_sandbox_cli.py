@@ -1,0 +1,115 @@
+"""``platformctl sandbox up | status | fault | down`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+PLATFORMCTL = Path(sys.executable).with_name("platformctl")
+URL_KEYS = ("aws_endpoint_url", "kube_url", "chart_repository", "control_url")
+
+
+def ctl(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(PLATFORMCTL), "sandbox", *args, "--dir", str(state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def listening(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def process_group(pgid: int) -> list[int]:
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    state_dir = tmp_path_factory.mktemp("sandbox")
+    result = ctl(state_dir, "up", "--fault", "addon-degraded:coredns")
+    assert result.returncode == 0, result.stderr
+    state = json.loads((state_dir / "state.json").read_text())
+    yield state_dir, state, result.stdout
+    ctl(state_dir, "down")
+
+
+def test_up_writes_what_the_product_reads(sandbox):
+    state_dir, state, out = sandbox
+    assert "sandbox up in" in out
+    target = json.loads((state_dir / "target.json").read_text())
+    assert target["aws_endpoint_url"].startswith("http://127.0.0.1:")
+    assert target["chart_repository"].startswith("http://127.0.0.1:")
+    assert Path(target["kubeconfig"]).is_file()
+    env = (state_dir / "target.env").read_text()
+    assert "export AWS_ENDPOINT_URL=" in env and "export KUBECONFIG=" in env
+    assert all(listening(state[k]) for k in URL_KEYS)
+
+
+def test_second_up_changes_nothing(sandbox):
+    state_dir, state, _ = sandbox
+    result = ctl(state_dir, "up")
+    assert result.returncode == 0
+    assert f"already running (pid {state['pid']})" in result.stdout
+    assert json.loads((state_dir / "state.json").read_text()) == state
+
+
+def test_status_and_faults(sandbox):
+    state_dir, state, _ = sandbox
+    info = json.loads(ctl(state_dir, "status", "--json").stdout)
+    assert info["pid"] == state["pid"] and all(info["health"].values())
+    assert info["settings"]["faults"] == [
+        {"name": "addon-degraded", "target": "coredns", "count": None}
+    ]
+    added = ctl(state_dir, "fault", "add", "aws-throttle", "--target", "eks:*", "--count", "2")
+    assert added.returncode == 0, added.stderr
+    info = json.loads(ctl(state_dir, "status", "--json").stdout)
+    assert {"name": "aws-throttle", "target": "eks:*", "count": 2} in info["settings"]["faults"]
+    assert ctl(state_dir, "fault", "clear").returncode == 0
+    assert json.loads(ctl(state_dir, "status", "--json").stdout)["settings"]["faults"] == []
+    bad = ctl(state_dir, "fault", "add", "gremlins")
+    assert bad.returncode == 2 and "unknown fault 'gremlins'" in bad.stderr
+
+
+def test_down_leaves_nothing_behind(tmp_path):
+    result = ctl(tmp_path, "up")
+    assert result.returncode == 0, result.stderr
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert process_group(state["pid"])
+    stopped = ctl(tmp_path, "down")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "sandbox stopped" in stopped.stdout
+    assert process_group(state["pid"]) == []
+    assert not any(listening(state[k]) for k in URL_KEYS)
+    assert not (tmp_path / "state.json").exists()
+    assert "no sandbox was running" in ctl(tmp_path, "down").stdout
+    assert ctl(tmp_path, "status").returncode == 1
+
+
+def test_bad_settings_are_rejected_before_starting(tmp_path):
+    result = ctl(tmp_path, "up", "--time-scale", "-1")
+    assert result.returncode == 2 and "--time-scale" in result.stderr
+    assert not (tmp_path / "state.json").exists()
