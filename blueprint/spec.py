@@ -636,7 +636,9 @@ class PlatformSpec(Model):
                 "(it serves the VolumeSnapshot API)"
             )
         if snapshot_addon and not self.storage_class.snapshots:
-            problems.append("addons.items.snapshot-controller: only needed for storage_class.snapshots")
+            problems.append(
+                "addons.items.snapshot-controller: only needed for storage_class.snapshots"
+            )
         desired = sum(g.desired_size for g in self.node_groups.values())
         if desired < self.validation.min_nodes:
             problems.append(

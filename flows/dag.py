@@ -60,8 +60,8 @@ async def settle(futures: Mapping[str, PrefectFuture]) -> dict[str, Any]:
                 future.result()
             except Exception as exc:
                 failures[name] = f"{type(exc).__name__}: {exc}"
-        else:
-            board.skip(name, board.runs[name].workflow, f"not run: {state.name}")
+        elif name in board.runs:
+            board.skip(name, board.runs[name].workflow, f"not run: {state.message or state.name}")
     if failures:
         raise ComponentsFailed(failures)
     return results

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -86,6 +87,8 @@ def up(
     ] = None,
 ) -> None:
     """Bring the platform up (or converge it), with progress and a report in .runs/."""
+    # Prefect's own run logs stay in the Prefect UI/API; the console shows our progress.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from platformctl.targets import resolve_target
 
     console = Console(highlight=False)

@@ -100,7 +100,7 @@ def converge_addon(ctx: RunContext, addon: str, cluster: Cluster, component: str
 @task(name="storage-class", task_run_name="{component}", **CONVERGE)
 def converge_storage_class(ctx: RunContext, component: str = "storage-class") -> list[str]:
     with board.track(component, "foundation"):
-        return ensure_storage_classes(ctx.kube(), ctx.spec.storage_class)
+        return ensure_storage_classes(ctx.kube(), ctx.spec.storage_class, ctx.pace)
 
 
 @task(name="gate: cluster API accessible", task_run_name="{component}", cache_policy=NONE)

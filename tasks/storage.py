@@ -8,6 +8,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from blueprint.spec import StorageClassSettings
+from tasks.pace import Pace, poll_until
 
 EBS_CSI = "ebs.csi.aws.com"
 DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
@@ -54,7 +55,9 @@ def snapshot_class_body(settings: StorageClassSettings) -> dict[str, Any]:
 _IMMUTABLE = ("provisioner", "parameters", "reclaimPolicy", "volumeBindingMode")
 
 
-def ensure_storage_classes(api: k8s.ApiClient, settings: StorageClassSettings) -> list[str]:
+def ensure_storage_classes(
+    api: k8s.ApiClient, settings: StorageClassSettings, pace: Pace
+) -> list[str]:
     """Converge both objects; returns what changed."""
     changes: list[str] = []
     storage = k8s.StorageV1Api(api)
@@ -87,11 +90,31 @@ def ensure_storage_classes(api: k8s.ApiClient, settings: StorageClassSettings) -
                 )
                 changes.append(f"updated StorageClass {settings.name}")
     if settings.snapshots:
-        changes += _ensure_snapshot_class(api, settings)
+        changes += _ensure_snapshot_class(api, settings, pace)
     return changes
 
 
-def _ensure_snapshot_class(api: k8s.ApiClient, settings: StorageClassSettings) -> list[str]:
+def snapshot_api_served(api: k8s.ApiClient) -> bool:
+    group, version, plural = SNAPSHOT
+    try:
+        resources = k8s.CustomObjectsApi(api).get_api_resources(group, version)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return any(r.name == plural for r in resources.resources)
+
+
+def _ensure_snapshot_class(
+    api: k8s.ApiClient, settings: StorageClassSettings, pace: Pace
+) -> list[str]:
+    # The snapshot-controller add-on registers the API; discovery can trail it briefly.
+    poll_until(
+        lambda: True if snapshot_api_served(api) else None,
+        pace.budget(120),
+        pace.poll(5),
+        "the VolumeSnapshot API (snapshot-controller add-on)",
+    )
     custom = k8s.CustomObjectsApi(api)
     group, version, plural = SNAPSHOT
     wanted = snapshot_class_body(settings)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
@@ -69,6 +70,7 @@ class EksApi:
             "CreateNodegroup": self._create_nodegroup,
             "DescribeNodegroup": self._describe_nodegroup,
             "DeleteNodegroup": self._delete_nodegroup,
+            "UpdateNodegroupVersion": self._update_nodegroup_version,
             "ListNodegroups": self._list_in_cluster,
             "ListFargateProfiles": self._list_in_cluster,
             "CreateAddon": self._create_addon,
@@ -183,11 +185,57 @@ class EksApi:
     def _describe_nodegroup(self, call: Call) -> Response:
         def adjust(payload: dict[str, Any]) -> None:
             group = payload["nodegroup"]
+            name = group["nodegroupName"]
             group["status"] = self.model.nodegroup_status(
-                call.region, call.cluster, group["nodegroupName"], group.get("status", "ACTIVE")
+                call.region, call.cluster, name, group.get("status", "ACTIVE")
             )
+            template = self.model.nodegroup_template(call.region, call.cluster, name)
+            if template:
+                group["launchTemplate"] = {**group.get("launchTemplate", {}), **template}
 
         return self._forward_adjusted(call, adjust)
+
+    def _update_nodegroup_version(self, call: Call) -> Response:
+        name = call.labels["nodegroupName"]
+        self.model.active_cluster(call.region, call.cluster)
+        group = next(
+            (
+                g
+                for g in self.model.moto.nodegroups(call.region, call.cluster)
+                if g["nodegroupName"] == name
+            ),
+            None,
+        )
+        if group is None:
+            raise AwsError(
+                404,
+                "ResourceNotFoundException",
+                f"No node group found for name: {name}.",
+                clusterName=call.cluster,
+                nodegroupName=name,
+            )
+        template = call.body.get("launchTemplate") or {}
+        current = group.get("launchTemplate") or {}
+        if template and template.get("id", current.get("id")) != current.get("id"):
+            raise AwsError(
+                400,
+                "InvalidParameterException",
+                "A node group's launch template id cannot change; give a version of its own.",
+                clusterName=call.cluster,
+                nodegroupName=name,
+            )
+        self.model.nodegroup_version_updated(
+            call.region, call.cluster, name, {"version": str(template.get("version", ""))}
+        )
+        update = {
+            "id": str(uuid.uuid4()),
+            "status": "InProgress",
+            "type": "VersionUpdate",
+            "params": [{"type": "LaunchTemplateVersion", "value": str(template.get("version"))}],
+            "createdAt": time.time(),
+            "errors": [],
+        }
+        return json_response({"update": update})
 
     def _delete_nodegroup(self, call: Call) -> Response:
         def adjust(payload: dict[str, Any]) -> None:

@@ -77,6 +77,7 @@ ADDONS: dict[str, AddonKind] = {
         AddonKind("kube-proxy", "networking", False, False),
         AddonKind("coredns", "networking", False, True),
         AddonKind("aws-ebs-csi-driver", "storage", True, True),
+        AddonKind("snapshot-controller", "storage", False, True),
     )
 }
 
@@ -100,6 +101,8 @@ ADDON_VERSIONS: tuple[AddonVersion, ...] = (
     AddonVersion("aws-ebs-csi-driver", "v1.46.0-eksbuild.1", SUPPORTED),
     AddonVersion("aws-ebs-csi-driver", "v1.45.0-eksbuild.2", SUPPORTED, SUPPORTED),
     AddonVersion("aws-ebs-csi-driver", "v1.44.0-eksbuild.1", SUPPORTED),
+    AddonVersion("snapshot-controller", "v8.2.0-eksbuild.1", SUPPORTED, SUPPORTED),
+    AddonVersion("snapshot-controller", "v8.1.0-eksbuild.2", SUPPORTED),
 )
 
 

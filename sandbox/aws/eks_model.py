@@ -47,6 +47,7 @@ class EksModel:
         self.settings = settings
         self.moto = moto
         self._lock = threading.Lock()
+        self._nodegroup_templates: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._clusters: dict[tuple[str, str], ClusterLife] = {}
         self._nodegroups: dict[tuple[str, str, str], float] = {}
         self._addons: dict[tuple[str, str, str], Addon] = {}
@@ -140,6 +141,20 @@ class EksModel:
     def nodegroup_deleted(self, region: str, cluster: str, name: str) -> None:
         with self._lock:
             self._nodegroups.pop((region, cluster, name), None)
+            self._nodegroup_templates.pop((region, cluster, name), None)
+
+    def nodegroup_version_updated(
+        self, region: str, cluster: str, name: str, template: dict[str, Any]
+    ) -> None:
+        """moto lacks UpdateNodegroupVersion: the new launch template version is kept here
+        and shown on DescribeNodegroup; the group rolls (UPDATING) for its latency."""
+        with self._lock:
+            self._nodegroup_templates[(region, cluster, name)] = dict(template)
+            self._nodegroups[(region, cluster, name)] = time.time()
+
+    def nodegroup_template(self, region: str, cluster: str, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._nodegroup_templates.get((region, cluster, name))
 
     def nodegroup_status(
         self, region: str, cluster: str, name: str, moto_status: str = "ACTIVE"

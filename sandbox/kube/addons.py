@@ -267,11 +267,70 @@ def ebs_csi_driver() -> list[Manifest]:
     ]
 
 
+def _snapshot_crd(kind: str, plural: str, scope: str) -> Manifest:
+    """The external-snapshotter API the add-on serves, with an any-object schema."""
+    group = "snapshot.storage.k8s.io"
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}", "labels": dict(MANAGED_BY)},
+        "spec": {
+            "group": group,
+            "scope": scope,
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+            },
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def snapshot_controller() -> list[Manifest]:
+    selector = {"app": "snapshot-controller"}
+    pod_spec = {
+        "serviceAccountName": "snapshot-controller",
+        "priorityClassName": "system-cluster-critical",
+        "tolerations": _CRITICAL,
+        "affinity": _LINUX_EC2,
+        "containers": [_container("snapshot-controller", "eks/snapshot-controller:v8.2.0")],
+    }
+    return [
+        _snapshot_crd("VolumeSnapshotClass", "volumesnapshotclasses", "Cluster"),
+        _snapshot_crd("VolumeSnapshotContent", "volumesnapshotcontents", "Cluster"),
+        _snapshot_crd("VolumeSnapshot", "volumesnapshots", "Namespaced"),
+        _service_account("snapshot-controller", "snapshot-controller"),
+        _workload(
+            "Deployment",
+            "snapshot-controller",
+            "snapshot-controller",
+            selector,
+            pod_spec,
+            replicas=2,
+        ),
+    ]
+
+
 MANIFESTS: dict[str, Callable[[], list[Manifest]]] = {
     "vpc-cni": vpc_cni,
     "kube-proxy": kube_proxy,
     "coredns": coredns,
     "aws-ebs-csi-driver": ebs_csi_driver,
+    "snapshot-controller": snapshot_controller,
 }
 
 

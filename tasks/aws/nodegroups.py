@@ -5,6 +5,8 @@ CPU manager, CFS quota)."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,6 +94,11 @@ class _NodeGroups:
     def launch_template(self, name: str, group: NodeGroup) -> tuple[str, str]:
         template_name = f"{self.me.prefix}-{name}"
         data = _template_data(self.spec, name, group)
+        # EC2 echoes template data back in its own shape; a digest of what we asked for,
+        # kept as the version's description, is what tells whether it changed.
+        digest = (
+            "spec-" + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+        )
         try:
             with aws_call("ec2:DescribeLaunchTemplates"):
                 found = self.ec2.describe_launch_templates(LaunchTemplateNames=[template_name])[
@@ -103,6 +110,7 @@ class _NodeGroups:
             with aws_call("ec2:CreateLaunchTemplate"):
                 created = self.ec2.create_launch_template(
                     LaunchTemplateName=template_name,
+                    VersionDescription=digest,
                     LaunchTemplateData=data,
                     TagSpecifications=[
                         {
@@ -118,11 +126,10 @@ class _NodeGroups:
             latest = self.ec2.describe_launch_template_versions(
                 LaunchTemplateId=template_id, Versions=["$Latest"]
             )["LaunchTemplateVersions"][0]
-        current = latest["LaunchTemplateData"]
-        if any(current.get(k) != v for k, v in data.items()):
+        if latest.get("VersionDescription") != digest:
             with aws_call("ec2:CreateLaunchTemplateVersion"):
                 version = self.ec2.create_launch_template_version(
-                    LaunchTemplateId=template_id, LaunchTemplateData=data
+                    LaunchTemplateId=template_id, VersionDescription=digest, LaunchTemplateData=data
                 )["LaunchTemplateVersion"]["VersionNumber"]
             self.changes.append(f"launch template {template_name} version {version}")
             return template_id, str(version)
