@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup up plan test lint clean
+.PHONY: setup up down plan test lint bench clean
 
 setup: $(STAMP)
 
@@ -14,9 +14,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The main job: the whole platform on the sandbox (for now: its plan).
+# The main job: the platform on the sandbox (starts the sandbox, leaves it up to inspect).
 up: $(STAMP)
-	$(BIN)/platformctl plan --env sandbox
+	$(BIN)/platformctl up --env sandbox
+
+# Stop the sandbox `make up` started.
+down: $(STAMP)
+	$(BIN)/platformctl sandbox down
 
 plan: $(STAMP)
 	$(BIN)/platformctl plan --env $(or $(ENV),sandbox)
@@ -27,6 +31,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+bench: $(STAMP)
+	$(BIN)/python tests/bench/bench_platform.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

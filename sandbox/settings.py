@@ -31,6 +31,7 @@ DEFAULT_MINUTES: dict[str, float] = {
 FAULTS: dict[str, str] = {
     "aws-throttle": "target 'service:Operation' (e.g. eks:CreateCluster): ThrottlingException",
     "aws-error": "target 'service:Operation': HTTP 503 ServiceUnavailable",
+    "aws-denied": "target 'service:Operation': HTTP 403 access denied (a permanent error)",
     "eks-create-fails": "target cluster name: the cluster goes FAILED instead of ACTIVE",
     "addon-degraded": "target add-on name (e.g. coredns): the add-on reports DEGRADED",
     "pods-never-ready": "target 'namespace/release': that release's pods never become Ready",

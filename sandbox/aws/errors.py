@@ -43,6 +43,16 @@ def throttling(protocol: str, service: str) -> AwsError:
     return AwsError(400, "ThrottlingException", "Rate exceeded")
 
 
+def denied(protocol: str, operation: str) -> AwsError:
+    code = "UnauthorizedOperation" if protocol == "ec2" else "AccessDeniedException"
+    if protocol in ("query", "rest-xml"):
+        code = "AccessDenied"
+    message = (
+        f"User: arn:aws:iam::123456789012:user/sandbox is not authorized to perform: {operation}"
+    )
+    return AwsError(403, code, message)
+
+
 def unavailable() -> AwsError:
     return AwsError(503, "ServiceUnavailable", "Service is unable to handle request.")
 

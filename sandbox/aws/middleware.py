@@ -1,9 +1,9 @@
 """The WSGI application in front of moto: identifies each call, injects faults, routes EKS.
 
-Order per request: identify the operation; if an ``aws-throttle`` or ``aws-error`` fault
-targets it, answer with that error in the request's protocol (each answer uses up one count
-of the fault, so ``count: N`` means "the next N calls"); EKS calls go to the local EKS API;
-all others reach moto unchanged.
+Order per request: identify the operation; if an ``aws-throttle``, ``aws-error`` or
+``aws-denied`` fault targets it, answer with that error in the request's protocol (each
+answer uses up one count of the fault, so ``count: N`` means "the next N calls"); EKS calls
+go to the local EKS API; all others reach moto unchanged.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from werkzeug.wrappers import Response
 
 from sandbox.aws.eks_api import OPERATION_KEY, EksApi
-from sandbox.aws.errors import error_response, throttling, unavailable
+from sandbox.aws.errors import denied, error_response, throttling, unavailable
 from sandbox.aws.moto_app import WsgiApp
 from sandbox.aws.operations import Operation, OperationIdentifier
 from sandbox.settings import SandboxSettings
@@ -60,6 +60,8 @@ class AwsFrontend:
             error = throttling(operation.protocol, operation.service)
         elif faults.fire("aws-error", subject):
             error = unavailable()
+        elif faults.fire("aws-denied", subject):
+            error = denied(operation.protocol, subject)
         else:
             return None
         return error_response(operation.protocol, operation.service, error)

@@ -6,9 +6,7 @@ process, so one LocalAws runs per process at a time; each start begins with empt
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
 import threading
 import time
 import urllib.request
@@ -22,6 +20,7 @@ from sandbox.aws.eks_model import EksModel
 from sandbox.aws.middleware import HEALTH_PATH, AwsFrontend
 from sandbox.aws.moto_app import MotoRequestHandler, create_moto_app, reset_moto
 from sandbox.aws.moto_eks import MotoEks
+from sandbox.connections import ClosableConnections
 from sandbox.settings import SandboxSettings
 
 log = logging.getLogger(__name__)
@@ -52,7 +51,7 @@ class QuietRequestHandler(MotoRequestHandler):
         log.log(level, "%s " + message, self.address_string(), *args)
 
 
-class LocalServer(ThreadedWSGIServer):
+class LocalServer(ClosableConnections, ThreadedWSGIServer):
     """A threaded WSGI server whose connection threads all end when it is closed."""
 
     daemon_threads = False
@@ -60,26 +59,6 @@ class LocalServer(ThreadedWSGIServer):
 
     def __init__(self, host: str, port: int, app: Any):
         super().__init__(host, port, app, handler=QuietRequestHandler)
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """Ends connections whose request has not (fully) arrived: their threads would wait."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):  # already closed by the client
-                connection.shutdown(socket.SHUT_RDWR)
 
 
 class LocalAws:

@@ -6,7 +6,6 @@ One thread per connection (helm and kubectl keep several open and watches are lo
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import select
 import socket
@@ -18,6 +17,7 @@ from typing import Any
 import yaml
 
 from sandbox.cluster import ClusterSource
+from sandbox.connections import ClosableConnections
 from sandbox.kube.api import KubeApi, Request, Response
 from sandbox.kube.proxy import ProxyHandler, ServiceProxies
 from sandbox.kube.store import Store
@@ -29,34 +29,14 @@ SANDBOX_TOKEN = "sandbox-token"  # any bearer token is accepted; clients just ne
 IDLE_CONNECTION_TIMEOUT = 300  # seconds a keep-alive connection may sit idle
 
 
-class _HttpServer(ThreadingHTTPServer):
+class _HttpServer(ClosableConnections, ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True  # server_close() joins the connection threads
     request_queue_size = 128  # helm and kubectl open bursts of parallel connections
 
     def __init__(self, address: tuple[str, int], api: KubeApi):
         self.api = api
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """Unblock every connection thread (idle keep-alives wait in a read)."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
 
 
 class _Handler(BaseHTTPRequestHandler):

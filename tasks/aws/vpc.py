@@ -402,13 +402,9 @@ def delete_network(spec: PlatformSpec, aws: AwsClients) -> list[str]:
         done.append(f"igw {igw['InternetGatewayId']}")
     with aws_call("ec2:DescribeRouteTables"):
         tables = ec2.describe_route_tables(Filters=mine)["RouteTables"]
+    converger = _Converger(spec, aws)
     for table in tables:
-        for a in table.get("Associations", []):
-            if not a.get("Main"):
-                with aws_call("ec2:DisassociateRouteTable"):
-                    ec2.disassociate_route_table(AssociationId=a["RouteTableAssociationId"])
-        with aws_call("ec2:DeleteRouteTable"):
-            ec2.delete_route_table(RouteTableId=table["RouteTableId"])
+        converger._delete_route_table(table)
         done.append(f"route table {table['RouteTableId']}")
     with aws_call("ec2:DescribeSubnets"):
         subnets = ec2.describe_subnets(Filters=mine)["Subnets"]

@@ -182,3 +182,18 @@ def test_addon_degraded_hits_the_named_addon_even_with_nodes(aws):
     assert eks.describe_addon(clusterName="sick", addonName="vpc-cni")["addon"]["status"] == (
         "ACTIVE"
     )
+
+
+@pytest.mark.parametrize(
+    ("service", "operation", "target", "code"),
+    [
+        ("ec2", "describe_vpcs", "ec2:DescribeVpcs", "UnauthorizedOperation"),
+        ("iam", "list_roles", "iam:ListRoles", "AccessDenied"),
+        ("eks", "list_clusters", "eks:ListClusters", "AccessDeniedException"),
+    ],
+)
+def test_aws_denied_is_a_403_each_service_names_its_way(aws, service, operation, target, code):
+    aws.settings.faults.add(Fault("aws-denied", target, 1))
+    api = client(aws, service, STANDARD_RETRIES)  # retries must not hide a permanent error
+    assert failure(getattr(api, operation)) == (code, 403)
+    getattr(api, operation)()  # the count is used up: the next call goes through

@@ -1,0 +1,114 @@
+"""Benchmarks: ``make bench``. Measures, prints and saves (``.runs/bench-<time>.json``):
+
+- sandbox start (``platformctl sandbox up``) and stop, cold process each time;
+- a foundation run on the sandbox per time scale: wall time, the slowest components, and
+  the planned foundation finish at that scale (the guide's minutes x scale) for comparison.
+
+Performance goals are checked here, not in timed unit tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from blueprint.catalogue import load_catalogue
+from blueprint.loader import load_spec
+from blueprint.plan import plan
+
+PLATFORMCTL = str(Path(sys.executable).with_name("platformctl"))
+SANDBOX_UP_GOAL_S = 5.0
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PLATFORMCTL, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=900
+    )
+
+
+def bench_sandbox(env: dict[str, str], cwd: Path, rounds: int) -> dict:
+    ups, downs = [], []
+    for _ in range(rounds):
+        began = time.monotonic()
+        result = run(["sandbox", "up"], env, cwd)
+        ups.append(time.monotonic() - began)
+        assert result.returncode == 0, result.stderr
+        began = time.monotonic()
+        run(["sandbox", "down"], env, cwd)
+        downs.append(time.monotonic() - began)
+    return {
+        "sandbox_up_s": {"median": statistics.median(ups), "all": ups},
+        "sandbox_down_s": {"median": statistics.median(downs), "all": downs},
+        "sandbox_up_goal_s": SANDBOX_UP_GOAL_S,
+        "sandbox_up_within_goal": statistics.median(ups) < SANDBOX_UP_GOAL_S,
+    }
+
+
+def bench_foundation(env: dict[str, str], cwd: Path, time_scale: float) -> dict:
+    run(["sandbox", "down"], env, cwd)  # every round on a fresh sandbox
+    began = time.monotonic()
+    result = run(["up", "--env", "sandbox", "--time-scale", str(time_scale)], env, cwd)
+    wall = time.monotonic() - began
+    assert result.returncode == 0, result.stdout + result.stderr
+    report_dir = max((cwd / ".runs").iterdir(), key=lambda p: p.stat().st_mtime)
+    report = json.loads((report_dir / "report.json").read_text())
+    second = time.monotonic()
+    rerun = run(["up", "--env", "sandbox", "--time-scale", str(time_scale)], env, cwd)
+    rerun_wall = time.monotonic() - second
+    run(["sandbox", "down"], env, cwd)
+    planned = plan(load_spec("sandbox"), load_catalogue(), "max")
+    foundation_minutes = max(
+        c.finish_min for c in planned.components if c.workflow == "foundation"
+    )
+    slowest = sorted(report["components"], key=lambda c: -(c["duration_s"] or 0))[:5]
+    return {
+        "time_scale": time_scale,
+        "command_wall_s": round(wall, 2),
+        "flow_wall_s": report["wall_s"],
+        "rerun_command_wall_s": round(rerun_wall, 2),
+        "rerun_ok": rerun.returncode == 0,
+        "planned_foundation_s": round(foundation_minutes * time_scale, 2),
+        "slowest": [(c["name"], c["duration_s"]) for c in slowest],
+    }
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        cwd = Path(tmp)
+        env = {
+            **os.environ,
+            "PLATFORM_SANDBOX_DIR": str(cwd / ".sandbox"),
+            "PREFECT_HOME": str(cwd / "prefect"),
+        }
+        env.pop("PREFECT_API_URL", None)
+        results = {"sandbox": bench_sandbox(env, cwd, rounds=3)}
+        results["foundation"] = [bench_foundation(env, cwd, scale) for scale in (0.0, 0.2)]
+    out = Path.cwd() / ".runs" / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    sandbox = results["sandbox"]
+    verdict = "met" if sandbox["sandbox_up_within_goal"] else "MISSED"
+    print(
+        f"sandbox up: median {sandbox['sandbox_up_s']['median']:.2f}s "
+        f"(goal < {SANDBOX_UP_GOAL_S}s: {verdict}),"
+        f" down: median {sandbox['sandbox_down_s']['median']:.2f}s"
+    )
+    for row in results["foundation"]:
+        print(
+            f"foundation at time scale {row['time_scale']}: flow {row['flow_wall_s']:.1f}s, "
+            f"command {row['command_wall_s']:.1f}s (planned simulated time "
+            f"{row['planned_foundation_s']}s), re-run {row['rerun_command_wall_s']:.1f}s; "
+            f"slowest: {row['slowest']}"
+        )
+    print(f"saved {out}")
+    return 0 if sandbox["sandbox_up_within_goal"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
