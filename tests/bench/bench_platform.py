@@ -63,9 +63,7 @@ def bench_foundation(env: dict[str, str], cwd: Path, time_scale: float) -> dict:
     rerun_wall = time.monotonic() - second
     run(["sandbox", "down"], env, cwd)
     planned = plan(load_spec("sandbox"), load_catalogue(), "max")
-    foundation_minutes = max(
-        c.finish_min for c in planned.components if c.workflow == "foundation"
-    )
+    foundation_minutes = max(c.finish_min for c in planned.components if c.workflow == "foundation")
     slowest = sorted(report["components"], key=lambda c: -(c["duration_s"] or 0))[:5]
     return {
         "time_scale": time_scale,
