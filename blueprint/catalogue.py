@@ -31,9 +31,10 @@ Kind = Literal[
     "storage-class",  # generic task: StorageClass and VolumeSnapshotClass
     "s3-bucket",  # generic task: a bucket with lifecycle rules
     "helm-release",  # generic task: one chart release
+    "chart-crds",  # generic task: the CRDs a chart ships, applied ahead of the chart
     "gate",  # readiness gate: a check retried within the spec's budget
 ]
-IN_CLUSTER_KINDS = ("eks-addon", "storage-class", "helm-release")
+IN_CLUSTER_KINDS = ("eks-addon", "storage-class", "helm-release", "chart-crds")
 Profile = Literal["min", "mid", "max"]
 PROFILES: tuple[Profile, ...] = ("min", "mid", "max")
 
@@ -119,17 +120,17 @@ class Component(Model):
             f"needs.{n}: the reason is empty" for n, r in self.needs.items() if not r.strip()
         ]
         wanted = {
-            "helm-release": "chart",
-            "eks-addon": "addon",
-            "gate": "gate",
-            "s3-bucket": "storage",
+            "chart": ("helm-release", "chart-crds"),
+            "addon": ("eks-addon",),
+            "gate": ("gate",),
+            "storage": ("s3-bucket",),
         }
-        for kind, field in wanted.items():
+        for field, kinds in wanted.items():
             present = getattr(self, field) is not None
-            if present and self.kind != kind:
-                problems.append(f"{field} is only for kind {kind}, not {self.kind}")
-            if self.kind == kind and not present:
-                problems.append(f"kind {kind} needs {field}")
+            if present and self.kind not in kinds:
+                problems.append(f"{field} is only for kind {' or '.join(kinds)}, not {self.kind}")
+            if self.kind in kinds and not present:
+                problems.append(f"kind {self.kind} needs {field}")
         if self.kind != "gate" and self.timeout is None:
             problems.append("timeout is missing")
         if self.kind == "gate" and self.timeout is not None:

@@ -434,6 +434,20 @@ class ObservabilitySettings(Model):
         return self
 
 
+def object_storage(spec: PlatformSpec, storage: str) -> ObjectStorage:
+    """The object storage settings of ``"mimir"`` or ``"loki"``."""
+    owners = {"mimir": spec.observability.mimir, "loki": spec.observability.loki}
+    if storage not in owners:
+        raise KeyError(f"{storage!r} has no object storage; known: {', '.join(owners)}")
+    return owners[storage].storage
+
+
+def bucket_name(spec: PlatformSpec, storage: str) -> str:
+    """``<platform>-<environment>-<suffix>``: S3 names are global, so both prefixes go in."""
+    suffix = object_storage(spec, storage).bucket_suffix
+    return f"{spec.platform.name}-{spec.platform.environment}-{suffix}"
+
+
 # --------------------------------------------------------------------------- shared
 
 

@@ -90,6 +90,7 @@ def up(
     # Prefect's own run logs stay in the Prefect UI/API; the console shows our progress.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from platformctl.targets import resolve_target
+    from sandbox.tools import ensure_tools
 
     console = Console(highlight=False)
     try:
@@ -99,27 +100,25 @@ def up(
         target, pace = resolve_target(platform_spec, env, time_scale, console)
     except SpecError as exc:
         fail(exc)
+    # Component tasks find helm through PLATFORM_HELM (installed into .tools/bin once).
+    os.environ.setdefault("PLATFORM_HELM", str(ensure_tools()["helm"]))
     from platformctl.run import execute
 
     raise typer.Exit(execute(platform_spec, target, spec, pace, chosen, console))
 
 
-RUNNABLE_WORKFLOWS = ("foundation",)
-
-
 def _workflows(text: str | None) -> list[str]:
+    from blueprint.spec import WORKFLOWS
+
     if not text:
-        return list(RUNNABLE_WORKFLOWS)
+        return list(WORKFLOWS)
     chosen = [w.strip() for w in text.split(",") if w.strip()]
-    unknown = [w for w in chosen if w not in RUNNABLE_WORKFLOWS]
+    unknown = [w for w in chosen if w not in WORKFLOWS]
     if unknown:
         raise SpecError(
-            [
-                f"--workflows: {', '.join(unknown)} cannot run yet; runnable: "
-                f"{', '.join(RUNNABLE_WORKFLOWS)}"
-            ]
+            [f"--workflows: unknown {', '.join(unknown)}; known: {', '.join(WORKFLOWS)}"]
         )
-    return chosen
+    return [w for w in WORKFLOWS if w in chosen]
 
 
 @app.command()

@@ -113,7 +113,7 @@ def execute(
     """Run the chosen workflows; returns the process exit status."""
     from prefect.client.schemas.objects import StateType
 
-    from flows.foundation import foundation
+    from flows.platform import bootstrap_platform
     from tasks.progress import board
 
     board.reset()
@@ -121,10 +121,11 @@ def execute(
     title = f"platform {spec.platform.name} / {spec.platform.environment}"
     with Progress(board, console, title):
         state = asyncio.run(
-            foundation(
+            bootstrap_platform(
                 target=target,
                 spec_file=str(spec_file) if spec_file else None,
                 time_scale=time_scale,
+                workflows=workflows,
                 return_state=True,
             )
         )
@@ -137,7 +138,7 @@ def execute(
         "time_scale": time_scale,
     }
     if ok:
-        extra["checks"] = state.result()["checks"]
+        extra["checks"] = state.result().get("foundation", {}).get("checks", [])
     else:
         extra["error"] = str(state.message or state.name)
     report = write_report(run_id, board, "completed" if ok else "failed", wall, started, extra)

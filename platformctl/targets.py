@@ -43,7 +43,23 @@ def resolve_target(
         control.control_call(state, "PUT", "/latency", {"time_scale": time_scale})
     scale = control.control_call(state, "GET", "/status")["time_scale"]
     target = sandbox_target(spec.platform.environment, spec.platform.region, state)
+    save_sandbox_secrets(spec)
     return target, scale or SANDBOX_DEFAULT_TIME_SCALE
+
+
+# The sandbox's DNS provider is not real: its token is a placeholder, not a secret.
+SANDBOX_DNS_TOKEN = "sandbox-placeholder-token"
+
+
+def save_sandbox_secrets(spec: PlatformSpec) -> None:
+    """The Secret blocks a sandbox run reads, unless the user saved their own."""
+    from prefect.blocks.system import Secret
+
+    name = spec.ingress.external_dns.token_secret_block
+    try:
+        Secret.load(name, _sync=True)
+    except ValueError:
+        Secret(value=SANDBOX_DNS_TOKEN).save(name, _sync=True)
 
 
 def existing_target(spec: PlatformSpec, env: str | None) -> PlatformTarget:

@@ -7,44 +7,21 @@ cluster, never in a task cache.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NONE
 
-from blocks.target import PlatformTarget
-from blueprint.spec import PlatformSpec
 from tasks.aws.addons import ensure_addon
-from tasks.aws.clients import AwsClients, aws_clients
 from tasks.aws.eks import Cluster, ensure_cluster
 from tasks.aws.errors import retry_if_transient
 from tasks.aws.iam import Roles, ensure_roles
 from tasks.aws.nodegroups import NodeGroups, ensure_node_groups
 from tasks.aws.vpc import Network, ensure_network
-from tasks.gates import cluster_api_accessible
-from tasks.kube import api_client
-from tasks.pace import Pace
+from tasks.context import RunContext
 from tasks.progress import board
 from tasks.storage import ensure_storage_classes
 from tasks.validation import Check, foundation_checks
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """What every component task needs: the validated spec, the target, the pace."""
-
-    spec: PlatformSpec
-    target: PlatformTarget
-    pace: Pace
-
-    @property
-    def aws(self) -> AwsClients:
-        return aws_clients(self.target.aws_credentials, self.target.region)
-
-    def kube(self):
-        return api_client(self.aws, self.spec.eks.cluster_name, self.target.cluster_config)
-
 
 # Transient AWS errors (throttling past botocore's retries, eventual consistency) get a
 # few more attempts; permanent ones fail at once with the AWS error code.
@@ -101,13 +78,6 @@ def converge_addon(ctx: RunContext, addon: str, cluster: Cluster, component: str
 def converge_storage_class(ctx: RunContext, component: str = "storage-class") -> list[str]:
     with board.track(component, "foundation"):
         return ensure_storage_classes(ctx.kube(), ctx.spec.storage_class, ctx.pace)
-
-
-@task(name="gate: cluster API accessible", task_run_name="{component}", cache_policy=NONE)
-def foundation_gate(ctx: RunContext, component: str = "foundation-gate") -> dict:
-    """Retried by the flow with the spec's budget (see tasks.gates.retry_policy)."""
-    with board.track(component, "foundation"):
-        return cluster_api_accessible(ctx.kube())
 
 
 @task(name="validate foundation", task_run_name="validate-foundation", cache_policy=NONE)

@@ -21,7 +21,7 @@ from prefect.events import emit_event
 class ComponentRun:
     name: str
     workflow: str
-    status: str = "pending"  # pending | running | completed | failed | skipped
+    status: str = "pending"  # pending | running | waiting | completed | failed | skipped
     started_at: float | None = None
     finished_at: float | None = None
     detail: str = ""
@@ -72,12 +72,31 @@ class Board:
     def skip(self, name: str, workflow: str, detail: str) -> None:
         self._update(name, workflow, status="skipped", detail=detail)
 
+    def note(self, name: str, workflow: str, detail: str) -> None:
+        self._update(name, workflow, detail=detail)
+
+    def fail(self, name: str, workflow: str, detail: str) -> None:
+        self._update(name, workflow, status="failed", finished_at=time.time(), detail=detail)
+
     @contextmanager
-    def track(self, name: str, workflow: str) -> Iterator[None]:
-        self._update(name, workflow, status="running", started_at=time.time(), detail="")
-        _event(name, workflow, "started")
+    def track(
+        self, name: str, workflow: str, waiting_on: tuple[type[BaseException], ...] = ()
+    ) -> Iterator[None]:
+        """Record a run of the component; an exception in ``waiting_on`` means "not yet"
+        (a gate's attempt that will be retried), anything else means failed."""
+        with self._lock:
+            current = self.runs.get(name)
+            resumed = current is not None and current.status == "waiting"
+        if resumed:
+            self._update(name, workflow, status="running")
+        else:
+            self._update(name, workflow, status="running", started_at=time.time(), detail="")
+            _event(name, workflow, "started")
         try:
             yield
+        except waiting_on as exc:
+            self._update(name, workflow, status="waiting", detail=str(exc)[:500])
+            raise
         except BaseException as exc:
             self._update(
                 name, workflow, status="failed", finished_at=time.time(), detail=str(exc)[:500]

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 import yaml
 
@@ -72,7 +72,8 @@ class Request:
         """Split ``/path?query`` into the path, its first query values and the raw query."""
         path, _, raw = target.partition("?")
         query = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
-        return path, query, raw
+        # Clients escape ':' and '/' inside a path segment (services/x%3A9090/proxy/...).
+        return unquote(path), query, raw
 
 
 @dataclass
@@ -115,6 +116,29 @@ def default_pod_log(pod: dict, container: str) -> str:
     return ""
 
 
+# OpenAPI v2 without definitions. Clients (helm's hook builder, kubectl) insist on fetching
+# the document, and skip schema validation for kinds it does not define: the simulator
+# validates nothing, and says so by defining nothing.
+OPENAPI_INFO = {"title": "Kubernetes", "version": VERSION["gitVersion"]}
+OPENAPI_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+
+
+def _proto_string(field: int, text: str) -> bytes:
+    data = text.encode()
+    return bytes([field << 3 | 2, len(data)]) + data
+
+
+def _openapi_v2(req: Request) -> Response:
+    if "protobuf" in (req.headers.get("Accept") or ""):
+        # gnostic openapi_v2.Document: swagger = 1, info = 2 {title = 1, version = 2}
+        info = _proto_string(1, OPENAPI_INFO["title"]) + _proto_string(2, OPENAPI_INFO["version"])
+        body = _proto_string(1, "2.0") + bytes([2 << 3 | 2, len(info)]) + info
+        return Response(200, body, OPENAPI_PROTOBUF)
+    return json_response(
+        200, {"swagger": "2.0", "info": OPENAPI_INFO, "paths": {}, "definitions": {}}
+    )
+
+
 class KubeApi:
     """Serves the Kubernetes REST API for one store."""
 
@@ -147,6 +171,8 @@ class KubeApi:
             return Response(200, b"ok", "text/plain; charset=utf-8")
         if path == "/version":
             return json_response(200, VERSION)
+        if path == "/openapi/v2":
+            return _openapi_v2(req)
         if path == "/":
             return json_response(
                 200, {"paths": ["/api", "/api/v1", "/apis", "/healthz", "/version"]}

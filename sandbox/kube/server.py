@@ -149,6 +149,7 @@ class KubeSimulator:
         self._httpd: _HttpServer | None = None
         self._thread: threading.Thread | None = None
         self._controllers: Any = None
+        self._prometheus: Any = None
 
     @property
     def url(self) -> str:
@@ -171,13 +172,19 @@ class KubeSimulator:
         self._thread.start()
         if self._run_controllers:
             from sandbox.kube.controllers import Controllers
+            from sandbox.kube.prometheus import PrometheusServers
 
             self._controllers = Controllers(self.store, self.settings, self.cluster_source)
             self._controllers.start()
+            # Prometheus resources answer their HTTP API behind the service proxy.
+            self._prometheus = PrometheusServers(self.store, self.proxies).start()
         return self
 
     def stop(self) -> None:
         """Stop the controllers, end open watches, close connections, join every thread."""
+        if self._prometheus is not None:
+            self._prometheus.stop()
+            self._prometheus = None
         if self._controllers is not None:
             self._controllers.stop()
             self._controllers = None

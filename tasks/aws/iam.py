@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
-from blueprint.spec import PlatformSpec
+from blueprint.spec import PlatformSpec, bucket_name
 from tasks.aws.clients import AwsClients
 from tasks.aws.errors import AwsError, aws_call
 from tasks.aws.identity import Identity
@@ -165,6 +165,22 @@ class _Roles:
         self.changes.append(f"set inline policy of {role}")
 
 
+def node_storage_policy(spec: PlatformSpec) -> dict[str, Any]:
+    """Mimir and Loki run with the node role's credentials: read and write their buckets."""
+    arns = [f"arn:aws:s3:::{bucket_name(spec, part)}" for part in ("mimir", "loki")]
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": arns},
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                "Resource": [f"{arn}/*" for arn in arns],
+            },
+        ],
+    }
+
+
 def role_names(spec: PlatformSpec) -> dict[str, str]:
     prefix = Identity.of(spec).prefix
     return {"cluster": f"{prefix}-eks-cluster", "node": f"{prefix}-eks-node"}
@@ -175,7 +191,9 @@ def ensure_roles(spec: PlatformSpec, aws: AwsClients) -> Roles:
     roles = _Roles(spec, aws)
     names = role_names(spec)
     cluster = roles.role(names["cluster"], _trust("eks.amazonaws.com"), CLUSTER_POLICIES)
-    node = roles.role(names["node"], _trust("ec2.amazonaws.com"), NODE_POLICIES)
+    node = roles.role(
+        names["node"], _trust("ec2.amazonaws.com"), NODE_POLICIES, node_storage_policy(spec)
+    )
     return Roles(cluster, node, roles.changes)
 
 

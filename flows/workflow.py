@@ -1,0 +1,66 @@
+"""What every workflow flow does: load the spec, then run its components by their needs."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from prefect.blocks.system import Secret
+
+from blocks.target import PlatformTarget
+from blueprint.catalogue import Catalogue, Component, load_catalogue
+from blueprint.errors import SpecError
+from blueprint.loader import load_spec
+from blueprint.plan import resolve_needs
+from flows.dag import run_components
+from flows.launchers import gate_task, launchers
+from tasks.context import RunContext
+from tasks.pace import Pace
+
+
+def gate_of(catalogue: Catalogue, workflow: str) -> Component | None:
+    return next(
+        (c for c in catalogue.components if c.workflow == workflow and c.kind == "gate"), None
+    )
+
+
+def preflight(ctx: RunContext, components: list[Component]) -> None:
+    """Inputs a run needs that live outside the spec, checked before anything is touched."""
+    problems = []
+    if any(c.name == "external-dns" for c in components):
+        block = ctx.spec.ingress.external_dns.token_secret_block
+        try:
+            Secret.load(block, _sync=True)
+        except ValueError:
+            problems.append(
+                f"ingress.external_dns.token_secret_block: no Prefect Secret block {block!r} "
+                "(create it with the Cloudflare API token)"
+            )
+    if problems:
+        raise SpecError(problems)
+
+
+async def run_workflow(
+    workflow: str, target: PlatformTarget, spec_file: str | None, time_scale: float
+) -> dict[str, Any]:
+    spec = load_spec(target.environment, spec_file)  # invalid input stops before any call
+    catalogue = load_catalogue()
+    ctx = RunContext(spec, target, Pace(time_scale))
+    components = [c for c in catalogue.components if c.workflow == workflow]
+    preflight(ctx, components)
+    namespaces = {c.name: ns for c in catalogue.components if (ns := c.namespace_in(spec))}
+
+    async def through_gate(need: str) -> bool:
+        """Started alone: a need in another workflow is met when that workflow's gate
+        passes (the real check, with its budget)."""
+        owner = catalogue.component(need)
+        gate = owner if owner.kind == "gate" else gate_of(catalogue, owner.workflow)
+        if gate is None:
+            return False
+        future = gate_task(ctx, gate).submit(ctx, gate)
+        await asyncio.to_thread(future.wait)
+        return future.state.is_completed()
+
+    return await run_components(
+        components, resolve_needs(spec, catalogue), launchers(ctx, namespaces), through_gate
+    )

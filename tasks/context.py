@@ -1,0 +1,63 @@
+"""What every component task of a run gets: the validated spec, the target and the pace,
+with access to AWS, to the cluster's API and (for helm) a kubeconfig file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubernetes import client as k8s
+
+from blocks.target import PlatformTarget
+from blueprint.spec import PlatformSpec
+from tasks.aws.clients import AwsClients, aws_clients
+from tasks.kube import api_client
+from tasks.pace import Pace
+
+HELM_ENV = "PLATFORM_HELM"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    spec: PlatformSpec
+    target: PlatformTarget
+    pace: Pace
+
+    @property
+    def aws(self) -> AwsClients:
+        return aws_clients(self.target.aws_credentials, self.target.region)
+
+    def kube(self) -> k8s.ApiClient:
+        """A fresh client (EKS tokens expire within minutes, so one per task call)."""
+        return api_client(self.aws, self.spec.eks.cluster_name, self.target.cluster_config)
+
+    @contextmanager
+    def kubeconfig(self) -> Iterator[Path]:
+        """A private kubeconfig file for helm, removed afterwards."""
+        from tasks.helm import kubeconfig_for, write_kubeconfig
+
+        config = self.target.cluster_config
+        if config is not None:
+            document = {**config.config, "current-context": config.context_name}
+        else:
+            document = kubeconfig_for(self.kube())
+        path = write_kubeconfig(document)
+        try:
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
+
+
+def helm_binary() -> Path:
+    """``$PLATFORM_HELM`` (set by platformctl and by workers), else helm on the PATH."""
+    configured = os.environ.get(HELM_ENV) or shutil.which("helm")
+    if not configured:
+        raise FileNotFoundError(
+            f"no helm binary: set {HELM_ENV} or put helm on the PATH "
+            "(platformctl installs one into .tools/bin)"
+        )
+    return Path(configured)

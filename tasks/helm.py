@@ -1,0 +1,288 @@
+"""One generic Helm release: install or upgrade a pinned chart with values, skip when the
+deployed revision already matches, wait within the component's budget, and undo a failure
+(a failed first install is uninstalled, a failed upgrade rolled back to the last good one).
+
+Built on pyhelm3 0.5.8, whose known defects are worked around here and only here:
+- ``disable_validation=True`` extends the argument list with the flag's characters, so
+  helm fails: ``_FixedCommand.run`` puts the flag back together.
+- an integer timeout reaches helm without a unit, which helm rejects: timeouts are always
+  passed as ``"<n>s"`` strings.
+- ``create_namespace`` defaults to True, and helm's ``--create-namespace`` needs OpenAPI:
+  it is always passed False; namespaces are created with the kubernetes client first.
+- a ``kubetoken`` is passed on the command line and logged by pyhelm3 at INFO: clusters are
+  always given as a kubeconfig file (mode 0600) instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+from pyhelm3 import Client, Command
+from pyhelm3.errors import Error as PyhelmError
+from pyhelm3.errors import ReleaseNotFoundError
+from pyhelm3.models import ReleaseRevisionStatus
+
+from blueprint.catalogue import ChartRef
+
+VALIDATION_FLAG = "--disable-openapi-validation"
+# pyhelm3 logs every failed helm command, including "release not found" answers that are
+# the normal way to learn a release is new; failures that matter are raised from here.
+logging.getLogger("pyhelm3.command").setLevel(logging.ERROR)
+MANAGED_BY = {"app.kubernetes.io/managed-by": "platform-bootstrap"}
+
+
+class HelmReleaseError(RuntimeError):
+    """A release failed; the message says what helm said and what was undone."""
+
+
+class _FixedCommand(Command):
+    async def run(self, command: list, input: bytes | None = None) -> bytes:
+        return await super().run(_join_split_flag(command), input)
+
+
+def _join_split_flag(command: list) -> list:
+    """pyhelm3 0.5.8 turns ``--disable-openapi-validation`` into one list item per
+    character; put the flag back together (a no-op once pyhelm3 is fixed)."""
+    letters = list(VALIDATION_FLAG)
+    for start in range(len(command) - len(letters) + 1):
+        if command[start : start + len(letters)] == letters:
+            return [*command[:start], VALIDATION_FLAG, *command[start + len(letters) :]]
+    return command
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    name: str
+    namespace: str
+    chart: str
+    version: str
+    revision: int
+    status: str
+    action: str  # installed | upgraded | unchanged
+
+    @property
+    def changed(self) -> bool:
+        return self.action != "unchanged"
+
+
+def write_kubeconfig(config: dict[str, Any], directory: Path | None = None) -> Path:
+    """A private kubeconfig file for helm (never a token on a command line)."""
+    handle, name = tempfile.mkstemp(prefix="kubeconfig-", suffix=".yaml", dir=directory)
+    with os.fdopen(handle, "w") as out:
+        yaml.safe_dump(config, out)
+    os.chmod(name, 0o600)
+    return Path(name)
+
+
+def kubeconfig_for(api: k8s.ApiClient) -> dict[str, Any]:
+    """A kubeconfig document reaching the same cluster as ``api`` (host, CA, token)."""
+    conf = api.configuration
+    cluster: dict[str, Any] = {"server": conf.host}
+    if conf.ssl_ca_cert:
+        cluster["certificate-authority"] = conf.ssl_ca_cert
+    user: dict[str, Any] = {}
+    token = (conf.api_key or {}).get("authorization") or (conf.api_key or {}).get("BearerToken")
+    if token:
+        user["token"] = token.removeprefix("Bearer ").strip()
+    if conf.cert_file and conf.key_file:
+        user["client-certificate"], user["client-key"] = conf.cert_file, conf.key_file
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "platform", "cluster": cluster}],
+        "users": [{"name": "platform", "user": user}],
+        "contexts": [{"name": "platform", "context": {"cluster": "platform", "user": "platform"}}],
+        "current-context": "platform",
+    }
+
+
+def ensure_namespace(api: k8s.ApiClient, name: str) -> bool:
+    """Create the namespace if missing; True when created."""
+    core = k8s.CoreV1Api(api)
+    try:
+        core.read_namespace(name)
+        return False
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+    try:
+        core.create_namespace({"metadata": {"name": name, "labels": dict(MANAGED_BY)}})
+    except ApiException as exc:
+        if exc.status != 409:  # created meanwhile by a concurrent release
+            raise
+    return True
+
+
+def chart_source(chart: ChartRef, repository_override: str | None) -> tuple[str, str | None]:
+    """(chart reference, --repo) for helm: a mirror serves every chart by name; otherwise
+    the chart's own https repository or OCI address."""
+    if repository_override:
+        return chart.name, repository_override.rstrip("/")
+    if chart.is_oci:
+        return chart.reference, None
+    return chart.name, chart.repository
+
+
+# Bounds concurrent helm processes per run (unbounded parallel installs were flaky in other
+# tools); sized by the spec's runtime.helm_concurrency on first use.
+_slots_lock = threading.Lock()
+_slots: dict[int, threading.BoundedSemaphore] = {}
+
+
+def _release_slots(size: int) -> threading.BoundedSemaphore:
+    with _slots_lock:
+        return _slots.setdefault(size, threading.BoundedSemaphore(size))
+
+
+async def ensure_release(
+    *,
+    helm: Path,
+    kubeconfig: Path,
+    chart: ChartRef,
+    namespace: str,
+    values: dict[str, Any],
+    timeout_seconds: float,
+    repository_override: str | None = None,
+    concurrency: int = 4,
+) -> ReleaseResult:
+    """Converge one release to ``chart`` at its pinned version with ``values``."""
+    slots = _release_slots(concurrency)
+    await asyncio.to_thread(slots.acquire)
+    try:
+        return await _ensure(
+            helm, kubeconfig, chart, namespace, values, timeout_seconds, repository_override
+        )
+    finally:
+        slots.release()
+
+
+async def _ensure(
+    helm: Path,
+    kubeconfig: Path,
+    chart: ChartRef,
+    namespace: str,
+    values: dict[str, Any],
+    timeout_seconds: float,
+    repository_override: str | None,
+) -> ReleaseResult:
+    timeout = f"{max(1, int(timeout_seconds))}s"
+    client = Client(
+        _FixedCommand(executable=str(helm), kubeconfig=kubeconfig, default_timeout=timeout),
+        executable=str(helm),
+    )
+    ref, repo = chart_source(chart, repository_override)
+    resolved = await client.get_chart(ref, repo=repo, version=chart.version)
+    current = await client.get_proceedable_revision(
+        chart.release, namespace=namespace, timeout=timeout
+    )
+    if not await client.should_install_or_upgrade_release(current, resolved, values):
+        assert current is not None
+        return _result(chart, namespace, current.revision, current.status, "unchanged")
+    deployed_before = await _last_deployed(client, chart.release, namespace)
+    try:
+        revision = await client.install_or_upgrade_release(
+            chart.release,
+            resolved,
+            values,
+            namespace=namespace,
+            create_namespace=False,
+            timeout=timeout,
+            wait=True,
+            disable_validation=True,  # the flag pyhelm3 mangles; see _FixedCommand
+        )
+    except PyhelmError as exc:
+        undone = await _undo(client, chart.release, namespace, deployed_before, timeout)
+        raise HelmReleaseError(
+            f"helm release {chart.release} ({chart.name} {chart.version}) in {namespace} "
+            f"failed: {exc.stderr.decode(errors='replace').strip()}; {undone}"
+        ) from None
+    action = "upgraded" if deployed_before is not None else "installed"
+    return _result(chart, namespace, revision.revision, revision.status, action)
+
+
+def _result(chart: ChartRef, namespace: str, revision: int, status: Any, action: str):
+    status_text = status.value if isinstance(status, ReleaseRevisionStatus) else str(status)
+    return ReleaseResult(
+        chart.release, namespace, chart.name, chart.version, revision, status_text, action
+    )
+
+
+async def _last_deployed(client: Client, release: str, namespace: str) -> int | None:
+    """The newest revision that was deployed successfully (now or before an upgrade)."""
+    try:
+        current = await client.get_current_revision(release, namespace=namespace)
+    except ReleaseNotFoundError:
+        return None
+    good = (ReleaseRevisionStatus.DEPLOYED, ReleaseRevisionStatus.SUPERSEDED)
+    revisions = [r for r in await current.release.history() if r.status in good]
+    return max((r.revision for r in revisions), default=None)
+
+
+async def _undo(
+    client: Client, release: str, namespace: str, last_good: int | None, timeout: str
+) -> str:
+    try:
+        if last_good is None:
+            await client.uninstall_release(release, namespace=namespace, wait=True, timeout=timeout)
+            return "the failed first install was uninstalled"
+        current = await client.get_current_revision(release, namespace=namespace)
+        await current.release.rollback(last_good, wait=True, timeout=timeout, cleanup_on_fail=True)
+        return f"rolled back to revision {last_good}"
+    except PyhelmError as exc:
+        return f"undoing it failed too: {exc.stderr.decode(errors='replace').strip()}"
+
+
+async def list_releases(helm: Path, kubeconfig: Path) -> list[dict[str, Any]]:
+    """Every release in the cluster (name, namespace, chart, app version, revision, status)."""
+    command = _FixedCommand(executable=str(helm), kubeconfig=kubeconfig)
+    return list(await command.list(all_namespaces=True, all=True))
+
+
+async def chart_crds(
+    helm: Path, chart: ChartRef, repository_override: str | None = None
+) -> list[dict[str, Any]]:
+    """The CRDs a chart ships in its crds/ folders (``helm show crds``)."""
+    client = Client(_FixedCommand(executable=str(helm)), executable=str(helm))
+    ref, repo = chart_source(chart, repository_override)
+    resolved = await client.get_chart(ref, repo=repo, version=chart.version)
+    return [crd for crd in await resolved.crds() if crd]
+
+
+def apply_crds(api: k8s.ApiClient, crds: list[dict[str, Any]]) -> list[str]:
+    """Create missing CRDs and replace those whose spec differs; returns what changed.
+    (helm itself never upgrades CRDs of a crds/ folder, so this is also how they move.)"""
+    extensions = k8s.ApiextensionsV1Api(api)
+    changes = []
+    for crd in crds:
+        name = crd["metadata"]["name"]
+        try:
+            current = api.sanitize_for_serialization(
+                extensions.read_custom_resource_definition(name)
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            extensions.create_custom_resource_definition(crd)
+            changes.append(f"created {name}")
+            continue
+        if current.get("spec") != api.sanitize_for_serialization(crd.get("spec")):
+            crd = {
+                **crd,
+                "metadata": {
+                    **crd["metadata"],
+                    "resourceVersion": current["metadata"]["resourceVersion"],
+                },
+            }
+            extensions.replace_custom_resource_definition(name, crd)
+            changes.append(f"updated {name}")
+    return changes

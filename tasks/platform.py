@@ -1,0 +1,161 @@
+"""Prefect tasks of workflows 2-7: one generic helm release, S3 storage, and the gates.
+
+A helm release's chart, version, namespace and timeout come from the catalogue; its values
+from the spec (``tasks.values``). Gates run one check per attempt; the flow gives them the
+spec's budget as retries (``tasks.gates.retry_policy``).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+from prefect import task
+from prefect.blocks.system import Secret
+from prefect.cache_policies import NONE
+
+from blueprint.catalogue import Component
+from blueprint.units import duration_seconds
+from tasks.aws.errors import AwsError, aws_call, retry_if_transient
+from tasks.aws.iam import SERVICE_ACCOUNT_ROLES
+from tasks.aws.identity import Identity
+from tasks.aws.s3 import ensure_bucket
+from tasks.context import RunContext, helm_binary
+from tasks.gates import (
+    GateNotReady,
+    cluster_api_accessible,
+    load_balancer_provisioned,
+    prometheus_targets_discovered,
+)
+from tasks.helm import MANAGED_BY, apply_crds, chart_crds, ensure_namespace, ensure_release
+from tasks.progress import board
+from tasks.values import ValuesContext, bucket_name, chart_values
+
+DNS_TOKEN_SECRET = "external-dns-cloudflare"  # the k8s Secret external-dns reads (api-token)
+
+
+def service_account_roles(ctx: RunContext) -> dict[str, str]:
+    """ARNs of the service-account roles the foundation created (those that exist)."""
+    iam, prefix = ctx.aws("iam"), Identity.of(ctx.spec).prefix
+    roles = {}
+    for suffix, *_ in SERVICE_ACCOUNT_ROLES:
+        try:
+            with aws_call("iam:GetRole"):
+                roles[suffix] = iam.get_role(RoleName=f"{prefix}-{suffix}")["Role"]["Arn"]
+        except AwsError as exc:
+            if exc.code != "NoSuchEntity":
+                raise
+    return roles
+
+
+def values_context(ctx: RunContext, namespaces: dict[str, str]) -> ValuesContext:
+    return ValuesContext(
+        spec=ctx.spec,
+        namespaces=namespaces,
+        buckets={part: bucket_name(ctx.spec, part) for part in ("mimir", "loki")},
+        service_account_roles=service_account_roles(ctx),
+        dns_token_secret=DNS_TOKEN_SECRET,
+    )
+
+
+def _dns_token(ctx: RunContext, api: k8s.ApiClient, namespace: str) -> None:
+    """external-dns reads its Cloudflare token from a Secret, filled from a Prefect Secret
+    block (the token never appears in values, parameters or logs)."""
+    block = ctx.spec.ingress.external_dns.token_secret_block
+    token = Secret.load(block, _sync=True).get()
+    body = {
+        "metadata": {"name": DNS_TOKEN_SECRET, "labels": dict(MANAGED_BY)},
+        "type": "Opaque",
+        "data": {"api-token": base64.b64encode(str(token).encode()).decode()},
+    }
+    core = k8s.CoreV1Api(api)
+    try:
+        current = core.read_namespaced_secret(DNS_TOKEN_SECRET, namespace)
+        if (current.data or {}) != body["data"]:
+            core.replace_namespaced_secret(DNS_TOKEN_SECRET, namespace, body)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        core.create_namespaced_secret(namespace, body)
+
+
+# Steps a release needs in the cluster before helm runs, by component.
+BEFORE_RELEASE: dict[str, Callable[[RunContext, k8s.ApiClient, str], None]] = {
+    "external-dns": _dns_token,
+}
+
+
+@task(name="helm-release", task_run_name="{component.name}", cache_policy=NONE)
+async def converge_release(
+    ctx: RunContext, component: Component, namespaces: dict[str, str]
+) -> dict[str, Any]:
+    """Install or upgrade one chart; unchanged releases are left alone."""
+    assert component.chart is not None and component.timeout is not None
+    with board.track(component.name, component.workflow):
+        namespace = namespaces[component.name]
+        api = ctx.kube()
+        ensure_namespace(api, namespace)
+        if component.name in BEFORE_RELEASE:
+            BEFORE_RELEASE[component.name](ctx, api, namespace)
+        values = chart_values(component.name, values_context(ctx, namespaces))
+        with ctx.kubeconfig() as kubeconfig:
+            result = await ensure_release(
+                helm=helm_binary(),
+                kubeconfig=kubeconfig,
+                chart=component.chart,
+                namespace=namespace,
+                values=values,
+                timeout_seconds=ctx.pace.budget(float(duration_seconds(component.timeout))),
+                repository_override=ctx.target.chart_repository,
+                concurrency=ctx.spec.runtime.helm_concurrency,
+            )
+        board.note(component.name, component.workflow, result.action)
+        return result.__dict__
+
+
+@task(name="chart-crds", task_run_name="{component.name}", cache_policy=NONE)
+async def converge_chart_crds(ctx: RunContext, component: Component) -> dict[str, Any]:
+    """Apply a chart's CRDs ahead of the charts that create their custom resources."""
+    assert component.chart is not None
+    with board.track(component.name, component.workflow):
+        crds = await chart_crds(helm_binary(), component.chart, ctx.target.chart_repository)
+        changes = apply_crds(ctx.kube(), crds)
+        board.note(component.name, component.workflow, f"{len(crds)} CRDs, {len(changes)} changed")
+        return {"crds": len(crds), "changes": changes}
+
+
+@task(
+    name="s3-bucket",
+    task_run_name="{component.name}",
+    cache_policy=NONE,
+    retries=3,
+    retry_delay_seconds=[2, 10, 30],
+    retry_condition_fn=retry_if_transient,
+)
+def converge_bucket(ctx: RunContext, component: Component) -> dict[str, Any]:
+    assert component.storage is not None
+    with board.track(component.name, component.workflow):
+        bucket = ensure_bucket(ctx.spec, ctx.aws, component.storage)
+        return {"bucket": bucket.name, "changes": bucket.changes}
+
+
+def _gate_check(ctx: RunContext, component: Component) -> dict[str, Any]:
+    try:
+        api = ctx.kube()
+    except Exception as exc:  # no endpoint yet, token refused: not ready, try again
+        raise GateNotReady(f"cluster API unreachable: {exc}") from exc
+    if component.gate == "foundation":
+        return cluster_api_accessible(api)
+    if component.gate == "ingress":
+        return load_balancer_provisioned(api, ctx.spec.namespaces["ingress"], "ambassador")
+    return prometheus_targets_discovered(api, ctx.spec.namespaces["observability"], "prometheus")
+
+
+@task(name="gate", task_run_name="{component.name}", cache_policy=NONE)
+def check_gate(ctx: RunContext, component: Component) -> dict[str, Any]:
+    """One attempt of a readiness gate; retried by the flow within the spec's budget."""
+    with board.track(component.name, component.workflow, waiting_on=(GateNotReady,)):
+        return _gate_check(ctx, component)
