@@ -127,34 +127,28 @@ def inventory(
     spec: SpecOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
-    """Everything the platform owns in its target, found by its tags."""
+    """Everything the platform owns in its target: AWS resources by tag, helm releases and
+    namespaces in the cluster."""
     from platformctl.targets import existing_target
-    from tasks.aws.clients import aws_clients
-    from tasks.aws.inventory import aws_inventory
+    from sandbox.tools import ensure_tools
+    from tasks.context import RunContext
+    from tasks.inventory import inventory as collect
+    from tasks.pace import Pace
 
     try:
         platform_spec = load_spec(env, spec)
         target = existing_target(platform_spec, env)
     except SpecError as exc:
         fail(exc)
-    aws = aws_clients(target.aws_credentials, target.region)
-    rows = aws_inventory(platform_spec, aws)
+    os.environ.setdefault("PLATFORM_HELM", str(ensure_tools()["helm"]))
+    found = collect(RunContext(platform_spec, target, Pace()))
     if as_json:
-        json.dump(
-            {"environment": platform_spec.platform.environment, "aws": rows}, sys.stdout, indent=2
-        )
+        json.dump(found, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
-    from rich.table import Table
+    from platformctl.inventory_view import render_inventory
 
-    table = Table(
-        title=f"AWS resources of {platform_spec.platform.name}/{platform_spec.platform.environment}"
-    )
-    for column in ("type", "id", "name"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(row["type"], row["id"], row["name"])
-    Console(highlight=False).print(table)
+    render_inventory(found, Console(highlight=False))
 
 
 def _add_subcommands() -> None:

@@ -51,14 +51,20 @@ def choose_version(offered: list[dict[str, Any]], strategy: str, explicit: str |
         return explicit
     standard = (
         sorted(
-            {v["clusterVersion"] for v in offered if v.get("status", "").startswith("STANDARD")},
-            key=_minor,
-            reverse=True,
+            {v["clusterVersion"] for v in offered if _standard_support(v)}, key=_minor, reverse=True
         )
         or versions
     )
     back = {"latest": 0, "n-1": 1, "n-2": 2}[strategy]
     return standard[min(back, len(standard) - 1)]
+
+
+def _standard_support(version: dict[str, Any]) -> bool:
+    # ``versionStatus`` is current; the older ``status`` says "standard-support".
+    return (
+        version.get("versionStatus") == "STANDARD_SUPPORT"
+        or version.get("status") == "standard-support"
+    )
 
 
 def offered_versions(aws: AwsClients) -> list[dict[str, Any]]:

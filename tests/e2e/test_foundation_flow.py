@@ -45,7 +45,8 @@ from sandbox.stack import SandboxStack
 from tasks.aws.clients import aws_clients
 from tasks.aws.errors import AwsError
 from tasks.aws.inventory import aws_inventory
-from tasks.foundation import RunContext, converge_iam
+from tasks.context import RunContext
+from tasks.foundation import converge_iam
 from tasks.pace import Pace
 from tasks.progress import ComponentRun, board
 

@@ -293,6 +293,7 @@ def test_describe_addon_versions(eks):
         "kube-proxy",
         "coredns",
         "aws-ebs-csi-driver",
+        "snapshot-controller",
     }
     for version in ("1.30", "1.31", "1.32", "1.33"):
         for addon in eks.describe_addon_versions(kubernetesVersion=version)["addons"]:
@@ -311,7 +312,7 @@ def test_describe_addon_versions(eks):
     assert proxy["owner"] == "aws"
     assert all(v["addonVersion"].startswith("v1.31.") for v in proxy["addonVersions"])
     storage = eks.describe_addon_versions(types=["storage"])["addons"]
-    assert [a["addonName"] for a in storage] == ["aws-ebs-csi-driver"]
+    assert [a["addonName"] for a in storage] == ["aws-ebs-csi-driver", "snapshot-controller"]
     assert storage[0]["addonVersions"][0]["requiresIamPermissions"] is True
     assert eks.describe_addon_versions(addonName="unknown")["addons"] == []
 
