@@ -64,7 +64,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def load_spec_data(
-    env: str | None = None, spec_file: Path | None = None, directory: Path | None = None
+    env: str | None = None, spec_file: Path | str | None = None, directory: Path | None = None
 ) -> dict[str, Any]:
     """The merged, not yet validated spec document."""
     folder = directory or config_dir()
@@ -76,7 +76,7 @@ def load_spec_data(
             raise SpecError([f"--env: unknown environment {env!r} (known: {known})"])
         data = deep_merge(data, read_yaml(overlay))
     if spec_file:
-        data = deep_merge(data, read_yaml(spec_file))
+        data = deep_merge(data, read_yaml(Path(spec_file)))
     return data
 
 
@@ -88,7 +88,7 @@ def validate_spec(data: Mapping[str, Any]) -> PlatformSpec:
 
 
 def load_spec(
-    env: str | None = None, spec_file: Path | None = None, directory: Path | None = None
+    env: str | None = None, spec_file: Path | str | None = None, directory: Path | None = None
 ) -> PlatformSpec:
     """Defaults, then ``config/environments/<env>.yaml``, then ``spec_file``, validated."""
     return validate_spec(load_spec_data(env, spec_file, directory))

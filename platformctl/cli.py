@@ -89,6 +89,8 @@ def up(
     """Bring the platform up (or converge it), with progress and a report in .runs/."""
     # Prefect's own run logs stay in the Prefect UI/API; the console shows our progress.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # The temporary Prefect server must not try to reach the internet.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from platformctl.targets import resolve_target
     from sandbox.tools import ensure_tools
 
@@ -97,6 +99,7 @@ def up(
         platform_spec = load_spec(env, spec)
         load_catalogue()
         chosen = _workflows(workflows)
+        spec = spec.resolve() if spec else None  # flows may run elsewhere: absolute path
         target, pace = resolve_target(platform_spec, env, time_scale, console)
     except SpecError as exc:
         fail(exc)

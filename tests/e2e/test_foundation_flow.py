@@ -391,6 +391,7 @@ def test_platformctl_up_inventory_and_sandbox_down(tmp_path: Path):
         assert listed.returncode == 0, listed.stdout + listed.stderr
         inventory = json.loads(listed.stdout)
         assert inventory["environment"] == "sandbox"
+        assert "cluster_error" not in inventory, inventory["cluster_error"]
         kinds = Counter(row["type"] for row in inventory["aws"])
         zones = len(SPEC.network.availability_zones)
         assert kinds == {
