@@ -94,7 +94,7 @@ def up(
     from platformctl.targets import resolve_target
     from sandbox.tools import ensure_tools
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)  # CI logs: one line per message
     try:
         platform_spec = load_spec(env, spec)
         load_catalogue()

@@ -121,6 +121,8 @@ def _create_through_lag(aws: AwsClients, request: dict[str, Any], pace: Pace) ->
                 aws("eks").create_addon(**request)
             return
         except AwsError as exc:
+            if exc.code == "ResourceInUseException" and "already exists" in exc.aws_message:
+                return  # an earlier attempt was created though its answer was lost
             if not exc.transient or time.monotonic() >= deadline:
                 raise
         time.sleep(pace.poll(15))

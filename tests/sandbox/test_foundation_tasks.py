@@ -34,7 +34,7 @@ from blueprint.spec import PlatformSpec
 from sandbox.aws.server import LocalAws
 from sandbox.kube.server import KubeSimulator
 from sandbox.settings import Fault, SandboxSettings
-from tasks.aws.addons import AddOn, ensure_addon
+from tasks.aws.addons import AddOn, _create_through_lag, ensure_addon
 from tasks.aws.clients import AwsClients
 from tasks.aws.eks import Cluster, choose_version, ensure_cluster, offered_versions
 from tasks.aws.errors import (
@@ -725,6 +725,20 @@ def test_addon_creation_rides_out_an_addon_api_that_is_not_ready(
     assert addon.status == "ACTIVE"
     assert sandbox.calls("eks:CreateAddon") - before == unready + 1
     assert sandbox.settings.faults.list() == []
+
+
+def test_addon_created_by_a_lost_attempt_is_taken_as_created(
+    bare_cluster: BareCluster, aws, sandbox: Sandbox
+):
+    """A CreateAddon whose answer was lost leaves the add-on behind; the next attempt's
+    'already exists' means done, not a reason to retry until the budget runs out."""
+    cluster = bare_cluster.cluster
+    aws("eks").create_addon(clusterName=cluster.name, addonName="aws-ebs-csi-driver")
+    before = sandbox.calls("eks:CreateAddon")
+    began = time.monotonic()
+    _create_through_lag(aws, {"clusterName": cluster.name, "addonName": "aws-ebs-csi-driver"}, FAST)
+    assert time.monotonic() - began < 2
+    assert sandbox.calls("eks:CreateAddon") - before == 1
 
 
 def test_waits_through_creating_states(sandbox: Sandbox, aws, bare_cluster: BareCluster):
