@@ -1,62 +1,48 @@
-"""Workflows 2-7 as flows, each runnable alone (prerequisites then go through the gates)."""
+"""Workflows 2-7 as flows, each runnable alone (prerequisites then go through the gates).
+
+They differ only in which catalogue components they run, so one factory makes them; each
+is a module-level flow (deployments name them as ``flows/workflows.py:<name>``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
+from prefect import Flow, flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from blocks.target import PlatformTarget
 from flows.workflow import run_workflow
 from tasks.pace import REAL_TIME
 
-RUNNER = ThreadPoolTaskRunner(max_workers=32)  # gates and waits hold threads, work is I/O
+
+def workflow_flow(workflow: str, description: str) -> Flow:
+    @flow(
+        name=workflow,
+        flow_run_name=f"{workflow}-{{target.environment}}",
+        # gates and helm waits hold threads while the work itself is I/O
+        task_runner=ThreadPoolTaskRunner(max_workers=32),
+        description=description,
+    )
+    async def run(
+        target: PlatformTarget, spec_file: str | None = None, time_scale: float = REAL_TIME
+    ) -> dict[str, Any]:
+        return await run_workflow(workflow, target, spec_file, time_scale)
+
+    return run
 
 
-@flow(name="ingress", flow_run_name="ingress-{target.environment}", task_runner=RUNNER)
-async def ingress(
-    target: PlatformTarget, spec_file: str | None = None, time_scale: float = REAL_TIME
-) -> dict[str, Any]:
-    """Workflow 2: cert-manager, external-dns, Emissary CRDs and gateway; load balancer gate."""
-    return await run_workflow("ingress", target, spec_file, time_scale)
-
-
-@flow(name="observability", flow_run_name="observability-{target.environment}", task_runner=RUNNER)
-async def observability(
-    target: PlatformTarget, spec_file: str | None = None, time_scale: float = REAL_TIME
-) -> dict[str, Any]:
-    """Workflow 3: S3 storage, Mimir, Prometheus, Loki, Tempo, Grafana; targets gate."""
-    return await run_workflow("observability", target, spec_file, time_scale)
-
-
-@flow(name="gitops", flow_run_name="gitops-{target.environment}", task_runner=RUNNER)
-async def gitops(
-    target: PlatformTarget, spec_file: str | None = None, time_scale: float = REAL_TIME
-) -> dict[str, Any]:
-    """Workflow 4: Argo CD and Tekton."""
-    return await run_workflow("gitops", target, spec_file, time_scale)
-
-
-@flow(name="security", flow_run_name="security-{target.environment}", task_runner=RUNNER)
-async def security(
-    target: PlatformTarget, spec_file: str | None = None, time_scale: float = REAL_TIME
-) -> dict[str, Any]:
-    """Workflow 5: OpenBao, OPA Gatekeeper, Falco."""
-    return await run_workflow("security", target, spec_file, time_scale)
-
-
-@flow(name="service-mesh", flow_run_name="service-mesh-{target.environment}", task_runner=RUNNER)
-async def service_mesh(
-    target: PlatformTarget, spec_file: str | None = None, time_scale: float = REAL_TIME
-) -> dict[str, Any]:
-    """Workflow 6: Istio base and istiod."""
-    return await run_workflow("service-mesh", target, spec_file, time_scale)
-
-
-@flow(name="data-services", flow_run_name="data-services-{target.environment}", task_runner=RUNNER)
-async def data_services(
-    target: PlatformTarget, spec_file: str | None = None, time_scale: float = REAL_TIME
-) -> dict[str, Any]:
-    """Workflow 7: PostgreSQL, Redis, Kafka on the shared gp3 class."""
-    return await run_workflow("data-services", target, spec_file, time_scale)
+ingress = workflow_flow(
+    "ingress", "Workflow 2: cert-manager, external-dns, Emissary CRDs and gateway; LB gate."
+)
+observability = workflow_flow(
+    "observability",
+    "Workflow 3: S3 storage, Prometheus CRDs, Mimir, Prometheus, Loki, Tempo, Grafana; "
+    "targets gate.",
+)
+gitops = workflow_flow("gitops", "Workflow 4: Argo CD and Tekton.")
+security = workflow_flow("security", "Workflow 5: OpenBao, OPA Gatekeeper, Falco.")
+service_mesh = workflow_flow("service-mesh", "Workflow 6: Istio base and istiod.")
+data_services = workflow_flow(
+    "data-services", "Workflow 7: PostgreSQL, Redis, Kafka on the shared gp3 class."
+)
