@@ -242,6 +242,16 @@ async def _undo(
         return f"undoing it failed too: {exc.stderr.decode(errors='replace').strip()}"
 
 
+def _contains(current: Any, wanted: Any) -> bool:
+    """Whether ``current`` has everything ``wanted`` sets: the API server adds defaults
+    (e.g. ``spec.conversion``) that are no reason to replace a CRD."""
+    if isinstance(wanted, dict):
+        return isinstance(current, dict) and all(
+            _contains(current.get(k), v) for k, v in wanted.items()
+        )
+    return current == wanted
+
+
 async def list_releases(helm: Path, kubeconfig: Path) -> list[dict[str, Any]]:
     """Every release in the cluster (name, namespace, chart, app version, revision, status)."""
     command = _FixedCommand(executable=str(helm), kubeconfig=kubeconfig)
@@ -275,7 +285,7 @@ def apply_crds(api: k8s.ApiClient, crds: list[dict[str, Any]]) -> list[str]:
             extensions.create_custom_resource_definition(crd)
             changes.append(f"created {name}")
             continue
-        if current.get("spec") != api.sanitize_for_serialization(crd.get("spec")):
+        if not _contains(current.get("spec") or {}, crd.get("spec") or {}):
             crd = {
                 **crd,
                 "metadata": {
