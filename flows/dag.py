@@ -112,6 +112,8 @@ async def run_components(
             results[name] = future.result()
         elif state.is_failed() or state.is_crashed():
             failures[name] = _error_of(future)
+            # A gate out of retries was last recorded as waiting: it failed.
+            board.fail(name, component.workflow, failures[name][:500])
         else:  # NotReady: a local need failed
             board.skip(name, component.workflow, f"not run: {state.message or state.name}")
         _finish(shared, name, name in results)

@@ -16,6 +16,7 @@ from flows.dag import run_components
 from flows.launchers import gate_task, launchers
 from tasks.context import RunContext
 from tasks.pace import Pace
+from tasks.progress import board
 
 
 def gate_of(catalogue: Catalogue, workflow: str) -> Component | None:
@@ -59,6 +60,8 @@ async def run_workflow(
             return False
         future = gate_task(ctx, gate).submit(ctx, gate)
         await asyncio.to_thread(future.wait)
+        if not future.state.is_completed():
+            board.fail(gate.name, gate.workflow, f"gate not passed: {future.state.message}")
         return future.state.is_completed()
 
     return await run_components(
