@@ -13,6 +13,7 @@ from blocks.target import PlatformTarget
 from blueprint.catalogue import load_catalogue
 from blueprint.errors import SpecError
 from blueprint.loader import load_spec
+from blueprint.plan import plan
 from blueprint.spec import WORKFLOWS
 from flows.dag import Readiness, readiness
 from flows.foundation import foundation
@@ -28,6 +29,9 @@ WORKFLOW_FLOWS = {
     "service-mesh": service_mesh,
     "data-services": data_services,
 }
+
+
+SUBFLOW_STAGGER_SECONDS = 0.3
 
 
 class WorkflowsFailed(RuntimeError):
@@ -50,21 +54,31 @@ async def bootstrap_platform(
     workflows: list[str] | None = None,
 ) -> dict[str, Any]:
     """Bring the platform (or the chosen workflows) to every component Ready."""
-    load_spec(target.environment, spec_file)  # invalid input stops before any call
+    spec = load_spec(target.environment, spec_file)  # invalid input stops before any call
+    catalogue = load_catalogue()
     chosen = chosen_workflows(workflows)
-    names = [c.name for c in load_catalogue().components if c.workflow in chosen]
+    names = [c.name for c in catalogue.components if c.workflow in chosen]
+    # Workflows whose first component can start earliest go first (foundation, then the
+    # observability buckets); starts are staggered because creating many flow runs at the
+    # same instant makes Prefect's SQLite database answer 503 and the client back off.
+    planned = plan(spec, catalogue).components
+    first_start = {w: min(c.start_min for c in planned if c.workflow == w) for w in chosen}
+    ordered = sorted(chosen, key=lambda w: first_start[w])
+
+    async def start(workflow: str, delay: float):
+        await asyncio.sleep(delay)
+        return await WORKFLOW_FLOWS[workflow](
+            target=target, spec_file=spec_file, time_scale=time_scale, return_state=True
+        )
+
     token = readiness.set(Readiness(names))
     try:
-        states = await asyncio.gather(
-            *(
-                WORKFLOW_FLOWS[w](
-                    target=target, spec_file=spec_file, time_scale=time_scale, return_state=True
-                )
-                for w in chosen
-            )
+        started = await asyncio.gather(
+            *(start(w, i * SUBFLOW_STAGGER_SECONDS) for i, w in enumerate(ordered))
         )
     finally:
         readiness.reset(token)
+    states = [started[ordered.index(w)] for w in chosen]
     outcome: dict[str, Any] = {}
     failed = []
     for workflow, state in zip(chosen, states, strict=True):
