@@ -158,6 +158,11 @@ class KubeSimulator:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
 
+    @property
+    def prometheus(self) -> Any:
+        """The Prometheus API servers (``sandbox.kube.prometheus``); None without controllers."""
+        return self._prometheus
+
     def start(self) -> KubeSimulator:
         """Serve (returns once the socket listens) and start the simulated controllers."""
         if self._httpd is not None:

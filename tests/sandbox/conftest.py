@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
+from sandbox.charts.build import build_repository
+from sandbox.charts.server import ChartRepository
 from sandbox.kube.server import KubeSimulator
 from sandbox.settings import SandboxSettings
 
@@ -34,3 +36,13 @@ def api_client(kubeconfig: Path) -> Iterator[client.ApiClient]:
         yield api
     finally:
         api.close()
+
+
+@pytest.fixture(scope="module")
+def repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartRepository]:
+    """The stand-in chart repository, served on 127.0.0.1 (one per module)."""
+    repo = ChartRepository(build_repository(tmp_path_factory.mktemp("charts"))).start()
+    try:
+        yield repo
+    finally:
+        repo.stop()

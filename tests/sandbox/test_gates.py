@@ -22,7 +22,6 @@ from kubernetes import client, config
 from blueprint.catalogue import load_catalogue
 from blueprint.loader import load_spec
 from blueprint.spec import Gate
-from sandbox.charts.build import build_repository
 from sandbox.charts.server import ChartRepository
 from sandbox.cluster import NodeGroupInfo, StaticClusterSource
 from sandbox.kube.proxy import ProxyRequest, ProxyResponse
@@ -117,15 +116,6 @@ def api(kubeconfig: Path) -> Iterator[client.ApiClient]:
         yield api
     finally:
         api.close()
-
-
-@pytest.fixture(scope="module")
-def repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartRepository]:
-    repo = ChartRepository(build_repository(tmp_path_factory.mktemp("charts"))).start()
-    try:
-        yield repo
-    finally:
-        repo.stop()
 
 
 @pytest.fixture(scope="module")

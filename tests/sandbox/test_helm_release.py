@@ -24,7 +24,6 @@ from kubernetes import client, config
 from pyhelm3 import Command
 
 from blueprint.catalogue import load_catalogue
-from sandbox.charts.build import build_repository
 from sandbox.charts.server import ChartRepository
 from sandbox.cluster import NodeGroupInfo, StaticClusterSource
 from sandbox.kube.server import KubeSimulator
@@ -80,15 +79,6 @@ def simulator() -> Iterator[KubeSimulator]:
 def no_fault_outlives_its_test(simulator: KubeSimulator) -> Iterator[None]:
     yield
     simulator.settings.faults.clear()
-
-
-@pytest.fixture(scope="module")
-def repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartRepository]:
-    repo = ChartRepository(build_repository(tmp_path_factory.mktemp("charts"))).start()
-    try:
-        yield repo
-    finally:
-        repo.stop()
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from sandbox.charts.build import build_repository
 from sandbox.charts.server import ChartRepository
 from sandbox.cluster import AddonInfo, NodeGroupInfo, StaticClusterSource
 from sandbox.kube.objects import is_ready
@@ -56,21 +55,10 @@ def simulator() -> Iterator[KubeSimulator]:
 
 
 @pytest.fixture(scope="module")
-def servers(simulator: KubeSimulator) -> Iterator[PrometheusServers]:
-    servers = PrometheusServers(simulator.store, simulator.proxies).start()
-    try:
-        yield servers
-    finally:
-        servers.stop()
-
-
-@pytest.fixture(scope="module")
-def repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartRepository]:
-    repo = ChartRepository(build_repository(tmp_path_factory.mktemp("charts"))).start()
-    try:
-        yield repo
-    finally:
-        repo.stop()
+def servers(simulator: KubeSimulator) -> PrometheusServers:
+    """The Prometheus API the simulator itself runs behind its service proxy."""
+    assert simulator.prometheus is not None
+    return simulator.prometheus
 
 
 @pytest.fixture(scope="module")
