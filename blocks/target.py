@@ -1,18 +1,24 @@
-"""Where the platform goes: the target block the flows receive as a parameter.
+"""Where the platform goes: the target block a run loads by its environment's name.
 
-It names the environment and region and refers to the blocks holding access: a prefect-aws
-``AwsCredentials`` (its client parameters carry an endpoint URL for a local AWS), and
-optionally a prefect-kubernetes ``KubernetesClusterConfig``. Without one, the cluster's
-API is reached through EKS itself (endpoint and CA from DescribeCluster, a token signed
-with the AWS credentials), the way ``aws eks get-token`` does it.
+A deployment's ``environment`` parameter names both the spec overlay and the
+``platform-target`` block holding that environment's access, so a run started from the UI,
+a schedule or CI carries no credentials in its parameters. The block names the region and
+refers to the blocks holding access: a prefect-aws ``AwsCredentials`` (its client
+parameters carry an endpoint URL for a local AWS), and optionally a prefect-kubernetes
+``KubernetesClusterConfig``. Without one, the cluster's API is reached through EKS itself
+(endpoint and CA from DescribeCluster, a token signed with the AWS credentials), the way
+``aws eks get-token`` does it.
 """
 
 from __future__ import annotations
 
 from prefect.blocks.core import Block
+from prefect.exceptions import ObjectNotFound
 from prefect_aws import AwsCredentials
 from prefect_kubernetes.credentials import KubernetesClusterConfig
 from pydantic import Field
+
+from tasks.pace import REAL_TIME
 
 
 class PlatformTarget(Block):
@@ -35,9 +41,32 @@ class PlatformTarget(Block):
         description="Chart repository override: install every chart from this helm "
         "repository URL (a mirror) instead of its upstream repository",
     )
+    time_scale: float = Field(
+        default=REAL_TIME,
+        gt=0,
+        description="Wall seconds per guide minute for polls and budgets: 60 on real AWS; a "
+        "sandbox, whose control planes run faster, publishes its own",
+    )
 
 
-def sandbox_target(environment: str, region: str, endpoints: dict[str, str]) -> PlatformTarget:
+class TargetNotFound(ValueError):
+    pass
+
+
+async def load_target(environment: str) -> PlatformTarget:
+    """The ``platform-target`` block named after ``environment``."""
+    try:
+        return await PlatformTarget.aload(environment)
+    except (ValueError, ObjectNotFound):
+        raise TargetNotFound(
+            f"environment {environment!r}: no platform-target block of that name "
+            "(`platformctl sandbox up` saves the sandbox's; see README, Blocks)"
+        ) from None
+
+
+def sandbox_target(
+    environment: str, region: str, endpoints: dict[str, str], time_scale: float
+) -> PlatformTarget:
     """A target from the endpoints a running sandbox publishes (its ``target.json``):
     an AWS endpoint with dummy credentials, a kubeconfig and a chart repository."""
     from pathlib import Path
@@ -55,6 +84,7 @@ def sandbox_target(environment: str, region: str, endpoints: dict[str, str]) -> 
         ),
         cluster_config=KubernetesClusterConfig.from_file(Path(endpoints["kubeconfig"])),
         chart_repository=endpoints["chart_repository"],
+        time_scale=time_scale,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -32,7 +32,7 @@ EKS_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "schedule
 ESSENTIAL_ADDONS = ("vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver")
 # Add-ons a feature of the spec needs beyond the essential four.
 FEATURE_ADDONS = {"snapshot-controller": "storage_class.snapshots (VolumeSnapshot API)"}
-WORKFLOWS = (
+Workflow = Literal[
     "foundation",
     "ingress",
     "observability",
@@ -40,7 +40,8 @@ WORKFLOWS = (
     "security",
     "service-mesh",
     "data-services",
-)
+]
+WORKFLOWS: tuple[str, ...] = get_args(Workflow)
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 _K8S_VERSION = re.compile(r"^1\.\d{2}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")

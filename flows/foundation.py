@@ -10,12 +10,9 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from blocks.target import PlatformTarget
-from blueprint.loader import load_spec
-from flows.workflow import run_workflow
-from tasks.context import RunContext
+from flows.parameters import ENVIRONMENT, SPEC_FILE, TIME_SCALE
+from flows.workflow import run_context, run_workflow
 from tasks.foundation import validate_foundation
-from tasks.pace import REAL_TIME, Pace
 
 WORKFLOW = "foundation"
 
@@ -26,17 +23,19 @@ class ValidationFailed(RuntimeError):
 
 @flow(
     name="foundation",
-    flow_run_name="foundation-{target.environment}",
+    flow_run_name="foundation-{environment}",
     task_runner=ThreadPoolTaskRunner(max_workers=32),
     description="Workflow 1: VPC, IAM, EKS, node groups, add-ons, gate and validation.",
 )
 async def foundation(
-    target: PlatformTarget, spec_file: str | None = None, time_scale: float = REAL_TIME
+    environment: str = ENVIRONMENT,
+    time_scale: float | None = TIME_SCALE,
+    spec_file: str | None = SPEC_FILE,
 ) -> dict[str, Any]:
     """Converge the foundation; fails if a component or a validation check fails."""
     logger = get_run_logger()
-    results = await run_workflow(WORKFLOW, target, spec_file, time_scale)
-    ctx = RunContext(load_spec(target.environment, spec_file), target, Pace(time_scale))
+    ctx = await run_context(environment, spec_file, time_scale)
+    results = await run_workflow(WORKFLOW, ctx)
     checks = await asyncio.to_thread(validate_foundation.submit(ctx).result)
     await acreate_table_artifact(
         key="foundation-validation",

@@ -9,16 +9,15 @@ from typing import Any
 
 from prefect import flow
 
-from blocks.target import PlatformTarget
 from blueprint.catalogue import load_catalogue
 from blueprint.errors import SpecError
-from blueprint.loader import load_spec
 from blueprint.plan import plan
 from blueprint.spec import WORKFLOWS
 from flows.dag import Readiness, readiness
 from flows.foundation import foundation
+from flows.parameters import ENVIRONMENT, SPEC_FILE, TIME_SCALE, WORKFLOW_SUBSET, Workflow
+from flows.workflow import run_context
 from flows.workflows import data_services, gitops, ingress, observability, security, service_mesh
-from tasks.pace import REAL_TIME
 
 WORKFLOW_FLOWS = {
     "foundation": foundation,
@@ -46,15 +45,16 @@ def chosen_workflows(workflows: list[str] | None) -> list[str]:
     return [w for w in WORKFLOWS if w in chosen]  # the guide's order, for readable output
 
 
-@flow(name="bootstrap_platform", flow_run_name="bootstrap-{target.environment}")
+@flow(name="bootstrap_platform", flow_run_name="bootstrap-{environment}")
 async def bootstrap_platform(
-    target: PlatformTarget,
-    spec_file: str | None = None,
-    time_scale: float = REAL_TIME,
-    workflows: list[str] | None = None,
+    environment: str = ENVIRONMENT,
+    workflows: list[Workflow] | None = WORKFLOW_SUBSET,
+    time_scale: float | None = TIME_SCALE,
+    spec_file: str | None = SPEC_FILE,
 ) -> dict[str, Any]:
     """Bring the platform (or the chosen workflows) to every component Ready."""
-    spec = load_spec(target.environment, spec_file)  # invalid input stops before any call
+    ctx = await run_context(environment, spec_file, time_scale)  # bad input stops here
+    spec = ctx.spec
     catalogue = load_catalogue()
     chosen = chosen_workflows(workflows)
     names = [c.name for c in catalogue.components if c.workflow in chosen]
@@ -68,7 +68,10 @@ async def bootstrap_platform(
     async def start(workflow: str, delay: float):
         await asyncio.sleep(delay)
         return await WORKFLOW_FLOWS[workflow](
-            target=target, spec_file=spec_file, time_scale=time_scale, return_state=True
+            environment=environment,
+            time_scale=ctx.pace.time_scale,
+            spec_file=spec_file,
+            return_state=True,
         )
 
     token = readiness.set(Readiness(names))

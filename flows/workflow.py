@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect.blocks.system import Secret
 
-from blocks.target import PlatformTarget
+from blocks.target import load_target
 from blueprint.catalogue import Catalogue, Component, load_catalogue
 from blueprint.errors import SpecError
 from blueprint.loader import load_spec
@@ -41,12 +41,19 @@ def preflight(ctx: RunContext, components: list[Component]) -> None:
         raise SpecError(problems)
 
 
-async def run_workflow(
-    workflow: str, target: PlatformTarget, spec_file: str | None, time_scale: float
-) -> dict[str, Any]:
-    spec = load_spec(target.environment, spec_file)  # invalid input stops before any call
+async def run_context(
+    environment: str, spec_file: str | None, time_scale: float | None
+) -> RunContext:
+    """The spec and the target a run acts on; invalid input stops here, before any call.
+    ``time_scale`` overrides the target's own pace."""
+    spec = load_spec(environment, spec_file)
+    target = await load_target(environment)
+    return RunContext(spec, target, Pace(target.time_scale if time_scale is None else time_scale))
+
+
+async def run_workflow(workflow: str, ctx: RunContext) -> dict[str, Any]:
+    spec = ctx.spec
     catalogue = load_catalogue()
-    ctx = RunContext(spec, target, Pace(time_scale))
     components = [c for c in catalogue.components if c.workflow == workflow]
     preflight(ctx, components)
     namespaces = {c.name: ns for c in catalogue.components if (ns := c.namespace_in(spec))}

@@ -11,23 +11,24 @@ from typing import Any
 from prefect import Flow, flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from blocks.target import PlatformTarget
-from flows.workflow import run_workflow
-from tasks.pace import REAL_TIME
+from flows.parameters import ENVIRONMENT, SPEC_FILE, TIME_SCALE
+from flows.workflow import run_context, run_workflow
 
 
 def workflow_flow(workflow: str, description: str) -> Flow:
     @flow(
         name=workflow,
-        flow_run_name=f"{workflow}-{{target.environment}}",
+        flow_run_name=f"{workflow}-{{environment}}",
         # gates and helm waits hold threads while the work itself is I/O
         task_runner=ThreadPoolTaskRunner(max_workers=32),
         description=description,
     )
     async def run(
-        target: PlatformTarget, spec_file: str | None = None, time_scale: float = REAL_TIME
+        environment: str = ENVIRONMENT,
+        time_scale: float | None = TIME_SCALE,
+        spec_file: str | None = SPEC_FILE,
     ) -> dict[str, Any]:
-        return await run_workflow(workflow, target, spec_file, time_scale)
+        return await run_workflow(workflow, await run_context(environment, spec_file, time_scale))
 
     return run
 

@@ -73,7 +73,9 @@ def plan(
 
 @app.command()
 def up(
-    env: EnvOption = None,
+    env: Annotated[
+        str, typer.Option("--env", help="Environment overlay in config/environments/")
+    ] = "sandbox",
     spec: SpecOption = None,
     workflows: Annotated[
         str | None,
@@ -86,13 +88,10 @@ def up(
         ),
     ] = None,
 ) -> None:
-    """Bring the platform up (or converge it), with progress and a report in .runs/."""
-    # Prefect's own run logs stay in the Prefect UI/API; the console shows our progress.
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    # The temporary Prefect server must not try to reach the internet.
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from platformctl.targets import resolve_target
-    from sandbox.tools import ensure_tools
+    """Run the platform flows in this process, with progress and a report in .runs/ (no
+    server or worker needed; `platformctl stack up` runs it as a deployment)."""
+    quiet_prefect()
+    from platformctl.targets import prepare_target
 
     console = Console(highlight=False, soft_wrap=True)  # CI logs: one line per message
     try:
@@ -100,14 +99,27 @@ def up(
         load_catalogue()
         chosen = _workflows(workflows)
         spec = spec.resolve() if spec else None  # flows may run elsewhere: absolute path
-        target, pace = resolve_target(platform_spec, env, time_scale, console)
+        prepare_target(platform_spec, time_scale, console)
     except SpecError as exc:
         fail(exc)
-    # Component tasks find helm through PLATFORM_HELM (installed into .tools/bin once).
-    os.environ.setdefault("PLATFORM_HELM", str(ensure_tools()["helm"]))
+    use_tools()
     from platformctl.run import execute
 
-    raise typer.Exit(execute(platform_spec, target, spec, pace, chosen, console))
+    raise typer.Exit(execute(platform_spec, env, spec, chosen, console))
+
+
+def quiet_prefect() -> None:
+    # Prefect's own run logs stay in the Prefect UI/API; the console shows our progress.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # A temporary Prefect server must not try to reach the internet.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def use_tools() -> None:
+    """Component tasks find helm through PLATFORM_HELM (installed into .tools/bin once)."""
+    from sandbox.tools import ensure_tools
+
+    os.environ.setdefault("PLATFORM_HELM", str(ensure_tools()["helm"]))
 
 
 def _workflows(text: str | None) -> list[str]:
@@ -133,17 +145,17 @@ def inventory(
     """Everything the platform owns in its target: AWS resources by tag, helm releases and
     namespaces in the cluster."""
     from platformctl.targets import existing_target
-    from sandbox.tools import ensure_tools
     from tasks.context import RunContext
     from tasks.inventory import inventory as collect
     from tasks.pace import Pace
 
+    quiet_prefect()
     try:
         platform_spec = load_spec(env, spec)
-        target = existing_target(platform_spec, env)
+        target = existing_target(platform_spec)
     except SpecError as exc:
         fail(exc)
-    os.environ.setdefault("PLATFORM_HELM", str(ensure_tools()["helm"]))
+    use_tools()
     found = collect(RunContext(platform_spec, target, Pace()))
     if as_json:
         json.dump(found, sys.stdout, indent=2)

@@ -19,7 +19,6 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from blocks.target import PlatformTarget
 from blueprint.spec import PlatformSpec
 from tasks.progress import Board, ComponentRun
 
@@ -104,9 +103,8 @@ def write_report(
 
 def execute(
     spec: PlatformSpec,
-    target: PlatformTarget,
+    environment: str,
     spec_file: Path | None,
-    time_scale: float,
     workflows: list[str],
     console: Console,
 ) -> int:
@@ -122,10 +120,9 @@ def execute(
     with Progress(board, console, title):
         state = asyncio.run(
             bootstrap_platform(
-                target=target,
+                environment=environment,
+                workflows=workflows,  # type: ignore[arg-type]
                 spec_file=str(spec_file) if spec_file else None,
-                time_scale=time_scale,
-                workflows=workflows,
                 return_state=True,
             )
         )
@@ -135,7 +132,6 @@ def execute(
     extra: dict[str, Any] = {
         "environment": spec.platform.environment,
         "workflows": workflows,
-        "time_scale": time_scale,
     }
     if ok:
         extra["checks"] = state.result().get("foundation", {}).get("checks", [])

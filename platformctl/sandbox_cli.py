@@ -68,8 +68,15 @@ def up(
         list[str] | None,
         typer.Option(help="Fault NAME[:TARGET[:COUNT]], repeatable (see 'sandbox fault names')"),
     ] = None,
+    blocks: Annotated[
+        bool,
+        typer.Option(
+            help="Save the sandbox's Prefect blocks (platform-target/sandbox and the blocks it "
+            "refers to) to the Prefect API in use"
+        ),
+    ] = True,
 ) -> None:
-    """Start the sandbox on 127.0.0.1 (does nothing if it already runs)."""
+    """Start the sandbox on 127.0.0.1 (does nothing if it already runs) and save its blocks."""
     settings = _settings(settings_file, time_scale, fault or [])
     try:
         started, state = control.up(_dir(state_dir), settings)
@@ -82,6 +89,25 @@ def up(
         console.print(f"sandbox up in {took:.2f}s (pid {state['pid']})")
     print_endpoints(state)
     console.print(f"  for a shell:    source {_dir(state_dir).resolve() / 'target.env'}")
+    if blocks:
+        saved = save_blocks(state)
+        console.print(f"  Prefect blocks  {', '.join(saved)}")
+
+
+def save_blocks(state: dict) -> list[str]:
+    """Saves the sandbox environment's blocks; returns their slugs."""
+    from blueprint.loader import load_spec
+    from platformctl.targets import SANDBOX_ENV, save_sandbox_blocks
+
+    spec = load_spec(SANDBOX_ENV)
+    target = save_sandbox_blocks(spec, state)
+    name = target.environment
+    return [
+        f"platform-target/{name}",
+        f"aws-credentials/{name}",
+        f"kubernetes-cluster-config/{name}",
+        f"secret/{spec.ingress.external_dns.token_secret_block}",
+    ]
 
 
 @app.command()

@@ -1,31 +1,41 @@
-"""Which target a command acts on: the sandbox for ``--env sandbox``, AWS otherwise."""
+"""Which target a command acts on, saved as the Prefect blocks a run loads.
+
+A run finds its target in the ``platform-target`` block named after its environment. For
+the sandbox, platformctl (which knows both the product and the sandbox) writes those blocks
+from the endpoints a running sandbox publishes; for AWS, a block the user saved is used as
+it is, and only when there is none a default one (credentials from the default chain) is
+saved.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from rich.console import Console
 
 from blocks.target import PlatformTarget, aws_target, sandbox_target
 from blueprint.errors import SpecError
 from blueprint.spec import PlatformSpec
-from tasks.pace import REAL_TIME
 
 SANDBOX_ENV = "sandbox"
 # Pace of a sandbox run whose latency profile is off: a 30 s poll becomes 0.1 s.
 SANDBOX_DEFAULT_TIME_SCALE = 0.2
+# The sandbox's DNS provider is not real: its token is a placeholder, not a secret.
+SANDBOX_DNS_TOKEN = "sandbox-placeholder-token"
 
 
-def _is_sandbox(spec: PlatformSpec) -> bool:
+def is_sandbox(spec: PlatformSpec) -> bool:
     return spec.platform.environment == SANDBOX_ENV
 
 
-def resolve_target(
-    spec: PlatformSpec, env: str | None, time_scale: float | None, console: Console
-) -> tuple[PlatformTarget, float]:
-    """The target and the run's time scale; starts the sandbox when it is the target."""
-    if not _is_sandbox(spec):
+def prepare_target(spec: PlatformSpec, time_scale: float | None, console: Console) -> None:
+    """Make the environment's target block ready for a run; starts the sandbox when it is the
+    target and none runs."""
+    if not is_sandbox(spec):
         if time_scale is not None:
             raise SpecError(["--time-scale: applies to the sandbox only (real AWS is 60)"])
-        return aws_target(spec.platform.environment, spec.platform.region), REAL_TIME
+        existing_target(spec)
+        return
     if time_scale is not None and time_scale < 0:
         raise SpecError(["--time-scale: must be >= 0"])
     from sandbox import control
@@ -41,34 +51,48 @@ def resolve_target(
         console.print(f"sandbox started in {state['startup_seconds']['total']:.2f}s ({state_dir})")
     elif time_scale is not None:
         control.control_call(state, "PUT", "/latency", {"time_scale": time_scale})
-    scale = control.control_call(state, "GET", "/status")["time_scale"]
-    target = sandbox_target(spec.platform.environment, spec.platform.region, state)
-    save_sandbox_secrets(spec)
-    return target, scale or SANDBOX_DEFAULT_TIME_SCALE
+    save_sandbox_blocks(spec, state)
 
 
-# The sandbox's DNS provider is not real: its token is a placeholder, not a secret.
-SANDBOX_DNS_TOKEN = "sandbox-placeholder-token"
-
-
-def save_sandbox_secrets(spec: PlatformSpec) -> None:
-    """The Secret blocks a sandbox run reads, unless the user saved their own."""
+def save_sandbox_blocks(spec: PlatformSpec, state: dict[str, Any]) -> PlatformTarget:
+    """The blocks a sandbox run reads, named after the environment: AWS credentials (a local
+    endpoint), the cluster's kubeconfig, the platform target referring to both, and the DNS
+    token Secret unless the user saved their own. Overwritten at every sandbox start, since
+    its ports change."""
     from prefect.blocks.system import Secret
 
-    name = spec.ingress.external_dns.token_secret_block
-    try:
-        Secret.load(name, _sync=True)
-    except ValueError:
-        Secret(value=SANDBOX_DNS_TOKEN).save(name, _sync=True)
-
-
-def existing_target(spec: PlatformSpec, env: str | None) -> PlatformTarget:
-    """The target as it is; a sandbox that is not running is an error, not started."""
-    if not _is_sandbox(spec):
-        return aws_target(spec.platform.environment, spec.platform.region)
     from sandbox import control
 
-    state = control.running(control.default_state_dir())
-    if state is None:
-        raise SpecError(["--env sandbox: no sandbox running (platformctl sandbox up)"])
-    return sandbox_target(spec.platform.environment, spec.platform.region, state)
+    name = spec.platform.environment
+    scale = control.control_call(state, "GET", "/status")["time_scale"]
+    target = sandbox_target(name, spec.platform.region, state, scale or SANDBOX_DEFAULT_TIME_SCALE)
+    # Saved on their own first, so the target refers to them and the UI links them.
+    target.aws_credentials.save(name, overwrite=True, _sync=True)
+    if target.cluster_config is not None:
+        target.cluster_config.save(name, overwrite=True, _sync=True)
+    target.save(name, overwrite=True, _sync=True)
+    token_block = spec.ingress.external_dns.token_secret_block
+    try:
+        Secret.load(token_block, _sync=True)
+    except ValueError:
+        Secret(value=SANDBOX_DNS_TOKEN).save(token_block, _sync=True)
+    return target
+
+
+def existing_target(spec: PlatformSpec) -> PlatformTarget:
+    """The environment's target as it is: a sandbox that is not running is an error, not
+    started; for AWS the saved block, or a default one saved when there is none."""
+    name = spec.platform.environment
+    if is_sandbox(spec):
+        from sandbox import control
+
+        state = control.running(control.default_state_dir())
+        if state is None:
+            raise SpecError(["--env sandbox: no sandbox running (platformctl sandbox up)"])
+        return save_sandbox_blocks(spec, state)
+    try:
+        return PlatformTarget.load(name, _sync=True)
+    except ValueError:
+        target = aws_target(name, spec.platform.region)
+        target.save(name, _sync=True)
+        return target

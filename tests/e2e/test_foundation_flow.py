@@ -107,16 +107,19 @@ def no_fault_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]
 
 
 @pytest.fixture(scope="module")
-def target(stack: SandboxStack) -> PlatformTarget:
+def target(prefect_api: None, stack: SandboxStack) -> PlatformTarget:
+    """The sandbox's target block, saved where the flows load it (named after the env)."""
     assert stack.target is not None
-    return sandbox_target("sandbox", SPEC.platform.region, stack.target.to_dict())
+    saved = sandbox_target("sandbox", SPEC.platform.region, stack.target.to_dict(), FLOW_TIME_SCALE)
+    saved.save("sandbox", overwrite=True)
+    return saved
 
 
 @pytest.fixture(scope="module")
 def first_run(prefect_api: None, target: PlatformTarget) -> FlowRun:
     """The foundation flow on a sandbox where nothing exists yet."""
     board.reset()
-    state = asyncio.run(foundation(target=target, time_scale=FLOW_TIME_SCALE, return_state=True))
+    state = asyncio.run(foundation(environment="sandbox", return_state=True))
     components = {name: copy.copy(run) for name, run in board.runs.items()}
     inventory = aws_inventory(SPEC, aws_clients(target.aws_credentials, target.region))
     return FlowRun(state, components, inventory)
@@ -211,7 +214,7 @@ def test_rerun_makes_no_mutating_aws_call_and_changes_nothing(
     log = CallLog()
     aws.register("before-call", log)
 
-    state = asyncio.run(foundation(target=target, time_scale=FLOW_TIME_SCALE, return_state=True))
+    state = asyncio.run(foundation(environment="sandbox", return_state=True))
 
     assert state.is_completed(), state.message
     assert all(c["passed"] for c in state.result()["checks"])

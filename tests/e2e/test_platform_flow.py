@@ -108,9 +108,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxStack]:
 
 
 @pytest.fixture(scope="module")
-def target(stack: SandboxStack) -> PlatformTarget:
+def target(prefect_api: None, stack: SandboxStack) -> PlatformTarget:
+    """The sandbox's target block, saved where the flows load it (named after the env)."""
     assert stack.target is not None
-    return sandbox_target("sandbox", SPEC.platform.region, stack.target.to_dict())
+    saved = sandbox_target("sandbox", SPEC.platform.region, stack.target.to_dict(), FLOW_TIME_SCALE)
+    saved.save("sandbox", overwrite=True)
+    return saved
 
 
 @pytest.fixture(scope="module")
@@ -145,9 +148,7 @@ def helm_list(helm: str, stack: SandboxStack) -> dict[str, dict[str, Any]]:
 
 def run_platform(target: PlatformTarget, helm: str, stack: SandboxStack) -> PlatformRun:
     board.reset()
-    state = asyncio.run(
-        bootstrap_platform(target=target, time_scale=FLOW_TIME_SCALE, return_state=True)
-    )
+    state = asyncio.run(bootstrap_platform(environment="sandbox", return_state=True))
     components = {name: copy.copy(run) for name, run in board.runs.items()}
     return PlatformRun(state, components, helm_list(helm, stack))
 
@@ -386,7 +387,7 @@ def test_gitops_alone_checks_its_prerequisites_through_the_gates(
     second_run: Rerun, target: PlatformTarget
 ):
     board.reset()
-    state = asyncio.run(gitops(target=target, time_scale=FLOW_TIME_SCALE, return_state=True))
+    state = asyncio.run(gitops(environment="sandbox", return_state=True))
 
     assert state.is_completed(), state.message
     result = state.result()

@@ -110,7 +110,8 @@ def spec_named(name: str, **eks: Any) -> PlatformSpec:
 
 
 def new_clients(sandbox: Sandbox) -> AwsClients:
-    target = sandbox_target("sandbox", load_spec("sandbox").platform.region, sandbox.endpoints())
+    region = load_spec("sandbox").platform.region
+    target = sandbox_target("sandbox", region, sandbox.endpoints(), time_scale=FAST.time_scale)
     return AwsClients(target.aws_credentials, target.region)
 
 

@@ -17,8 +17,10 @@ URL_KEYS = ("aws_endpoint_url", "kube_url", "chart_repository", "control_url")
 
 
 def ctl(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # Saving the Prefect blocks is tested with a Prefect server (tests/e2e/test_deployments.py).
+    extra = ["--no-blocks"] if args[0] == "up" else []
     return subprocess.run(
-        [str(PLATFORMCTL), "sandbox", *args, "--dir", str(state_dir)],
+        [str(PLATFORMCTL), "sandbox", *args, *extra, "--dir", str(state_dir)],
         capture_output=True,
         text=True,
         timeout=120,
