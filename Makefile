@@ -14,13 +14,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The main job: the platform on the sandbox (starts the sandbox, leaves it up to inspect).
+# The main job: Prefect server and UI, sandbox, deployments and worker, then a run of the
+# platform deployment; everything is left up to explore in the UI.
 up: $(STAMP)
-	$(BIN)/platformctl up --env sandbox
+	$(BIN)/platformctl stack up
 
-# Stop the sandbox `make up` started.
+# Stop everything `make up` started.
 down: $(STAMP)
-	$(BIN)/platformctl sandbox down
+	$(BIN)/platformctl stack down
 
 plan: $(STAMP)
 	$(BIN)/platformctl plan --env $(or $(ENV),sandbox)

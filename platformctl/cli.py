@@ -168,8 +168,10 @@ def inventory(
 
 def _add_subcommands() -> None:
     from platformctl.sandbox_cli import app as sandbox_app
+    from platformctl.stack_cli import app as stack_app
 
     app.add_typer(sandbox_app, name="sandbox")
+    app.add_typer(stack_app, name="stack")
 
 
 _add_subcommands()

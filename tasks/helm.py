@@ -242,6 +242,50 @@ async def _undo(
         return f"undoing it failed too: {exc.stderr.decode(errors='replace').strip()}"
 
 
+@dataclass(frozen=True)
+class DeployedRelease:
+    """A release as helm records it: its newest revision, chart and user-supplied values."""
+
+    name: str
+    namespace: str
+    chart: str  # as helm reports it: "<name>-<version>"
+    revision: int
+    status: str
+    values: dict[str, Any]
+
+    def runs(self, chart: ChartRef) -> bool:
+        """Whether it is ``chart`` at its pinned version."""
+        return self.chart == f"{chart.name}-{chart.version}"
+
+
+async def deployed_release(
+    *, helm: Path, kubeconfig: Path, release: str, namespace: str, concurrency: int = 4
+) -> DeployedRelease | None:
+    """The newest revision of ``release`` (``helm history``) with the values it was given
+    (``helm get values``): what ``ensure_release`` compares before an upgrade. None when
+    the release is not installed. Changes nothing."""
+    command = _FixedCommand(executable=str(helm), kubeconfig=kubeconfig)
+    slots = _release_slots(concurrency)
+    await asyncio.to_thread(slots.acquire)
+    try:
+        try:
+            newest = list(await command.history(release, max_revisions=1, namespace=namespace))
+        except ReleaseNotFoundError:
+            return None
+        revision = int(newest[-1]["revision"])
+        values = await command.get_values(release, namespace=namespace, revision=revision)
+    finally:
+        slots.release()
+    return DeployedRelease(
+        release, namespace, newest[-1]["chart"], revision, newest[-1]["status"], values
+    )
+
+
+def crd_in_sync(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether a CRD read from the cluster carries everything the chart's copy sets."""
+    return _contains(current.get("spec") or {}, wanted.get("spec") or {})
+
+
 def _contains(current: Any, wanted: Any) -> bool:
     """Whether ``current`` has everything ``wanted`` sets: the API server adds defaults
     (e.g. ``spec.conversion``) that are no reason to replace a CRD."""
@@ -256,6 +300,35 @@ async def list_releases(helm: Path, kubeconfig: Path) -> list[dict[str, Any]]:
     """Every release in the cluster (name, namespace, chart, app version, revision, status)."""
     command = _FixedCommand(executable=str(helm), kubeconfig=kubeconfig)
     return list(await command.list(all_namespaces=True, all=True))
+
+
+async def uninstall_release(
+    *,
+    helm: Path,
+    kubeconfig: Path,
+    release: str,
+    namespace: str,
+    timeout_seconds: float,
+    concurrency: int = 4,
+) -> bool:
+    """Uninstall one release and wait until its objects are gone; False when there was no
+    such release (a teardown run again finds nothing to do)."""
+    timeout = f"{max(1, int(timeout_seconds))}s"
+    command = _FixedCommand(executable=str(helm), kubeconfig=kubeconfig, default_timeout=timeout)
+    slots = _release_slots(concurrency)  # the same bound as installs
+    await asyncio.to_thread(slots.acquire)
+    try:
+        await command.uninstall(release, namespace=namespace, wait=True, timeout=timeout)
+    except ReleaseNotFoundError:
+        return False
+    except PyhelmError as exc:
+        raise HelmReleaseError(
+            f"helm uninstall of {release} in {namespace} failed: "
+            f"{exc.stderr.decode(errors='replace').strip()}"
+        ) from None
+    finally:
+        slots.release()
+    return True
 
 
 async def chart_crds(
@@ -285,7 +358,7 @@ def apply_crds(api: k8s.ApiClient, crds: list[dict[str, Any]]) -> list[str]:
             extensions.create_custom_resource_definition(crd)
             changes.append(f"created {name}")
             continue
-        if not _contains(current.get("spec") or {}, crd.get("spec") or {}):
+        if not crd_in_sync(current, crd):
             crd = {
                 **crd,
                 "metadata": {

@@ -269,3 +269,18 @@ def delete_roles(spec: PlatformSpec, aws: AwsClients, oidc_issuer: str | None = 
                     iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=arn)
                 done.append(f"oidc provider {quote(host)}")
     return done
+
+
+def oidc_issuers(spec: PlatformSpec, aws: AwsClients) -> list[str]:
+    """Issuer URLs of the OIDC providers the platform created, found by its tags (so a
+    teardown still finds them once the cluster that named them is gone)."""
+    iam, me = aws("iam"), Identity.of(spec)
+    with aws_call("iam:ListOpenIDConnectProviders"):
+        arns = [p["Arn"] for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]]
+    issuers = []
+    for arn in arns:
+        with aws_call("iam:GetOpenIDConnectProvider"):
+            provider = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
+        if me.owns(provider.get("Tags")):
+            issuers.append("https://" + provider["Url"].removeprefix("https://"))
+    return issuers

@@ -3,7 +3,10 @@
 - sandbox start (``platformctl sandbox up``) and stop, cold process each time;
 - a whole-platform run on the sandbox per time scale: wall time, the components' span, the
   slowest components, and the planned critical path at that scale (the guide's minutes x
-  scale) for comparison; then a re-run, which must change nothing.
+  scale) for comparison; then a re-run, which must change nothing;
+- the whole experience (``platformctl stack up``): each step's seconds, the platform
+  deployment's run from creation to its end (including the worker's pickup), a second
+  ``stack up`` that reuses the server and worker, and ``stack down``.
 
 Performance goals are checked here, not in timed unit tests.
 """
@@ -78,6 +81,30 @@ def bench_platform(env: dict[str, str], cwd: Path, time_scale: float) -> dict:
     }
 
 
+def bench_stack(env: dict[str, str], cwd: Path) -> dict:
+    stack_env = {**env, "PLATFORM_STACK_DIR": str(cwd / ".stack")}
+    rounds = []
+    for _ in range(2):  # cold, then reusing the server and the worker
+        began = time.monotonic()
+        result = run(["stack", "up", "--port", "0"], stack_env, cwd)
+        wall = time.monotonic() - began
+        state = json.loads((cwd / ".stack" / "state.json").read_text())
+        assert result.returncode == 0, result.stdout + result.stderr
+        last = state["last_run"]
+        rounds.append(
+            {
+                "command_wall_s": round(wall, 2),
+                "steps_s": state["timings"],
+                "run_state": last["state"],
+                "run_wall_s": last["wall_seconds"],
+                "flow_run_s": last["seconds"],
+            }
+        )
+    began = time.monotonic()
+    run(["stack", "down"], stack_env, cwd)
+    return {"first": rounds[0], "again": rounds[1], "down_s": round(time.monotonic() - began, 2)}
+
+
 def span(report: dict) -> float:
     """From the first component's start to the last one's finish (no Prefect start-up)."""
     runs = [c for c in report["components"] if c["started_at"] and c["finished_at"]]
@@ -97,6 +124,7 @@ def main() -> int:
         env.pop("PREFECT_API_URL", None)
         results = {"sandbox": bench_sandbox(env, cwd, rounds=3)}
         results["platform"] = [bench_platform(env, cwd, scale) for scale in (0.0, 0.2)]
+        results["stack"] = bench_stack(env, cwd)
     out = Path.cwd() / ".runs" / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
@@ -115,6 +143,15 @@ def main() -> int:
             f"{row['rerun_command_wall_s']:.1f}s ({'ok' if row['rerun_ok'] else 'FAILED'}); "
             f"slowest: {row['slowest']}"
         )
+    stack = results["stack"]
+    for name in ("first", "again"):
+        row = stack[name]
+        print(
+            f"stack up ({name}): command {row['command_wall_s']:.1f}s, steps {row['steps_s']}, "
+            f"platform deployment run {row['run_state']} in {row['run_wall_s']:.1f}s "
+            f"(flow run {row['flow_run_s']:.1f}s)"
+        )
+    print(f"stack down: {stack['down_s']:.1f}s")
     print(f"saved {out}")
     return 0 if sandbox["sandbox_up_within_goal"] else 1
 

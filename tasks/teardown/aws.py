@@ -1,0 +1,73 @@
+"""The S3 buckets and the AWS foundation, removed in reverse order by the existing
+``delete_*`` functions."""
+
+from __future__ import annotations
+
+from prefect import task
+
+from tasks.aws.addons import delete_addons
+from tasks.aws.eks import delete_cluster
+from tasks.aws.iam import delete_roles, oidc_issuers
+from tasks.aws.loadbalancers import cluster_load_balancers, delete_load_balancer
+from tasks.aws.nodegroups import delete_node_groups
+from tasks.aws.s3 import delete_bucket
+from tasks.aws.vpc import delete_network
+from tasks.context import RunContext
+from tasks.foundation import CONVERGE
+from tasks.teardown.cluster import wait_gone
+
+
+@task(name="s3-bucket", task_run_name="bucket-{part}", **CONVERGE)
+def delete_platform_bucket(ctx: RunContext, part: str) -> list[str]:
+    """Empty (every version) and delete one of the platform's buckets."""
+    return delete_bucket(ctx.spec, ctx.aws, part)
+
+
+@task(name="eks-addons", task_run_name="eks-addons", **CONVERGE)
+def delete_platform_addons(ctx: RunContext) -> list[str]:
+    return delete_addons(ctx.spec, ctx.aws, ctx.pace)
+
+
+@task(name="node-groups", task_run_name="node-groups", **CONVERGE)
+def delete_platform_node_groups(ctx: RunContext) -> list[str]:
+    """The node groups, then their launch templates."""
+    return delete_node_groups(ctx.spec, ctx.aws, ctx.pace)
+
+
+@task(name="eks-cluster", task_run_name="eks-cluster", **CONVERGE)
+def delete_platform_cluster(ctx: RunContext) -> list[str]:
+    """The control plane, then its log group."""
+    return delete_cluster(ctx.spec, ctx.aws, ctx.pace)
+
+
+@task(name="iam", task_run_name="iam", **CONVERGE)
+def delete_platform_iam(ctx: RunContext) -> list[str]:
+    """Every role of the platform and its OIDC providers (found by tag: the cluster that
+    named them is gone by now)."""
+    issuers = oidc_issuers(ctx.spec, ctx.aws)
+    done = delete_roles(ctx.spec, ctx.aws, issuers[0] if issuers else None)
+    for issuer in issuers[1:]:
+        done += delete_roles(ctx.spec, ctx.aws, issuer)
+    return done
+
+
+@task(name="network", task_run_name="network", **CONVERGE)
+def delete_platform_network(ctx: RunContext) -> list[str]:
+    """Load balancers still tagged for the cluster first (a controller out of reach may
+    have recreated one; with the cluster gone, nothing will again), then the network."""
+    left = cluster_load_balancers(ctx.aws, ctx.spec.eks.cluster_name)
+    deleted = [b.describe() for b in left if delete_load_balancer(ctx.aws, b)]
+    if left:
+        wait_gone(ctx, left, "load balancers deleted")
+    return deleted + delete_network(ctx.spec, ctx.aws)
+
+
+# Reverse order of creation: add-ons and node groups before the cluster, the cluster before
+# the roles it assumes and the network it lives in.
+FOUNDATION_STEPS = (
+    delete_platform_addons,
+    delete_platform_node_groups,
+    delete_platform_cluster,
+    delete_platform_iam,
+    delete_platform_network,
+)
