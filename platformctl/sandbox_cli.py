@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -69,12 +70,14 @@ def up(
         typer.Option(help="Fault NAME[:TARGET[:COUNT]], repeatable (see 'sandbox fault names')"),
     ] = None,
     blocks: Annotated[
-        bool,
+        bool | None,
         typer.Option(
+            "--blocks/--no-blocks",
             help="Save the sandbox's Prefect blocks (platform-target/sandbox and the blocks it "
-            "refers to) to the Prefect API in use"
+            "refers to) to the Prefect API; default: when PREFECT_API_URL names one",
+            show_default=False,
         ),
-    ] = True,
+    ] = None,
 ) -> None:
     """Start the sandbox on 127.0.0.1 (does nothing if it already runs) and save its blocks."""
     settings = _settings(settings_file, time_scale, fault or [])
@@ -89,9 +92,15 @@ def up(
         console.print(f"sandbox up in {took:.2f}s (pid {state['pid']})")
     print_endpoints(state)
     console.print(f"  for a shell:    source {_dir(state_dir).resolve() / 'target.env'}")
+    if blocks is None:
+        # Without a server, saving would start a temporary one (about 10 s) for blocks that
+        # `platformctl up` and `platformctl stack up` save anyway.
+        blocks = bool(os.environ.get("PREFECT_API_URL"))
     if blocks:
         saved = save_blocks(state)
         console.print(f"  Prefect blocks  {', '.join(saved)}")
+    else:
+        console.print("  Prefect blocks  not saved (no PREFECT_API_URL; --blocks saves them)")
 
 
 def save_blocks(state: dict) -> list[str]:

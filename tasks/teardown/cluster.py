@@ -4,6 +4,7 @@ namespaces and the volumes they held, then the CRDs and storage classes."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client as k8s
@@ -142,6 +143,16 @@ def _claimed_volumes(core: k8s.CoreV1Api, namespaces: list[str]) -> list[str]:
     )
 
 
+def _until_none_left(
+    left: Callable[[], list[str]], budget: float, poll: float, what: str, hint: str = ""
+) -> None:
+    """Wait until ``left()`` is empty; past the budget, name what is still there."""
+    try:
+        poll_until(lambda: None if left() else True, budget, poll, what)
+    except WaitTimeout as exc:
+        raise TeardownStuck(f"{exc}: {', '.join(left())}{hint}") from None
+
+
 @task(name="namespaces", task_run_name="namespaces", **CONVERGE)
 def delete_namespaces(ctx: RunContext) -> list[str]:
     """Delete the namespaces the platform created and wait until they are gone, and with
@@ -157,28 +168,14 @@ def delete_namespaces(ctx: RunContext) -> list[str]:
                 if exc.status != 404:
                     raise
         budget, poll = ctx.pace.budget(NAMESPACE_SECONDS), ctx.pace.poll(5)
-        try:
-            poll_until(
-                lambda: None if _stuck_namespaces(core, names) else True,
-                budget,
-                poll,
-                "namespaces deleted",
-            )
-        except WaitTimeout as exc:
-            stuck = _stuck_namespaces(core, names)
-            raise TeardownStuck(f"{exc}: {', '.join(stuck)}") from None
-        try:
-            poll_until(
-                lambda: None if _claimed_volumes(core, names) else True,
-                budget,
-                poll,
-                "volumes of the deleted namespaces released",
-            )
-        except WaitTimeout as exc:
-            left = _claimed_volumes(core, names)
-            raise TeardownStuck(
-                f"{exc}: {', '.join(left)} (is the EBS CSI driver still running?)"
-            ) from None
+        _until_none_left(lambda: _stuck_namespaces(core, names), budget, poll, "namespaces deleted")
+        _until_none_left(
+            lambda: _claimed_volumes(core, names),
+            budget,
+            poll,
+            "volumes of the deleted namespaces released",
+            " (is the EBS CSI driver still running?)",
+        )
     return [f"namespace {n}" for n in names] + [f"volume {v}" for v in volumes]
 
 

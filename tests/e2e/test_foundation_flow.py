@@ -33,9 +33,8 @@ from prefect.client.schemas.filters import (
     ArtifactFilterKey,
 )
 from prefect.states import State
-from prefect.testing.utilities import prefect_test_harness
 
-from blocks.target import PlatformTarget, sandbox_target
+from blocks.target import PlatformTarget
 from blueprint.catalogue import load_catalogue
 from blueprint.loader import load_spec, load_spec_data, validate_spec
 from blueprint.spec import PlatformSpec
@@ -86,12 +85,6 @@ class FlowRun:
 
 
 @pytest.fixture(scope="module")
-def prefect_api() -> Iterator[None]:
-    with prefect_test_harness():
-        yield
-
-
-@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxStack]:
     settings = SandboxSettings()
     settings.latency.time_scale = SANDBOX_TIME_SCALE
@@ -104,15 +97,6 @@ def no_fault_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]
     yield
     if "stack" in request.fixturenames:
         request.getfixturevalue("stack").settings.faults.clear()
-
-
-@pytest.fixture(scope="module")
-def target(prefect_api: None, stack: SandboxStack) -> PlatformTarget:
-    """The sandbox's target block, saved where the flows load it (named after the env)."""
-    assert stack.target is not None
-    saved = sandbox_target("sandbox", SPEC.platform.region, stack.target.to_dict(), FLOW_TIME_SCALE)
-    saved.save("sandbox", overwrite=True)
-    return saved
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from kubernetes import client, config
-from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
@@ -27,9 +26,8 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, TaskRun
 from prefect.states import State
-from prefect.testing.utilities import prefect_test_harness
 
-from blocks.target import PlatformTarget, sandbox_target
+from blocks.target import PlatformTarget
 from blueprint.catalogue import load_catalogue
 from blueprint.loader import load_spec
 from blueprint.plan import resolve_needs
@@ -38,11 +36,10 @@ from flows.platform import bootstrap_platform
 from flows.workflows import gitops
 from sandbox.settings import SandboxSettings
 from sandbox.stack import SandboxStack
-from sandbox.tools import ensure_tools
 from tasks.aws.clients import aws_clients
-from tasks.context import HELM_ENV
 from tasks.platform import DNS_TOKEN_SECRET
 from tasks.progress import ComponentRun, board
+from tests.e2e.conftest import DNS_TOKEN
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +58,6 @@ SANDBOX_TIME_SCALE = 0.05
 # scheduling rather than the API's backoff.
 EKS_SECONDS = 12.0
 READ_ONLY = ("Describe", "List", "Get", "Head")
-DNS_TOKEN = "token-for-the-platform-flow-test"
 
 
 class AwsOperations:
@@ -85,35 +81,12 @@ class PlatformRun:
 
 
 @pytest.fixture(scope="module")
-def prefect_api() -> Iterator[None]:
-    with prefect_test_harness():
-        yield
-
-
-@pytest.fixture(scope="module")
-def helm_binary() -> Iterator[str]:
-    helm = str(ensure_tools()["helm"])
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(HELM_ENV, helm)
-        yield helm
-
-
-@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxStack]:
     settings = SandboxSettings()
     settings.latency.time_scale = SANDBOX_TIME_SCALE
     settings.latency.minutes["eks_cluster"] = EKS_SECONDS / SANDBOX_TIME_SCALE
     with SandboxStack(tmp_path_factory.mktemp("sandbox"), settings) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def target(prefect_api: None, stack: SandboxStack) -> PlatformTarget:
-    """The sandbox's target block, saved where the flows load it (named after the env)."""
-    assert stack.target is not None
-    saved = sandbox_target("sandbox", SPEC.platform.region, stack.target.to_dict(), FLOW_TIME_SCALE)
-    saved.save("sandbox", overwrite=True)
-    return saved
 
 
 @pytest.fixture(scope="module")
@@ -124,13 +97,6 @@ def kube(stack: SandboxStack) -> Iterator[client.ApiClient]:
         yield api
     finally:
         api.close()
-
-
-@pytest.fixture(scope="module")
-def dns_token_block(prefect_api: None) -> str:
-    name = SPEC.ingress.external_dns.token_secret_block
-    Secret(value=DNS_TOKEN).save(name, overwrite=True)
-    return name
 
 
 def helm_list(helm: str, stack: SandboxStack) -> dict[str, dict[str, Any]]:

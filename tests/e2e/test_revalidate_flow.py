@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -28,17 +27,14 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import TaskRun
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from prefect.states import State
-from prefect.testing.utilities import prefect_test_harness
 
-from blocks.target import PlatformTarget, sandbox_target
+from blocks.target import PlatformTarget
 from blueprint.catalogue import load_catalogue
 from blueprint.loader import load_spec
 from flows.platform import bootstrap_platform
 from flows.revalidate import revalidate_platform
 from sandbox.stack import SandboxStack
-from sandbox.tools import ensure_tools
 from tasks.aws.clients import aws_clients
-from tasks.context import HELM_ENV
 from tasks.drift import VALIDATION
 from tasks.progress import board
 
@@ -81,34 +77,9 @@ class AwsOperations:
 
 
 @pytest.fixture(scope="module")
-def prefect_api() -> Iterator[None]:
-    with prefect_test_harness():
-        yield
-
-
-@pytest.fixture(scope="module")
-def helm_binary() -> Iterator[str]:
-    helm = str(ensure_tools()["helm"])
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(HELM_ENV, helm)
-        yield helm
-
-
-@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxStack]:
     with SandboxStack(tmp_path_factory.mktemp("sandbox")) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def target(prefect_api: None, stack: SandboxStack) -> PlatformTarget:
-    assert stack.target is not None
-    saved = sandbox_target("sandbox", SPEC.platform.region, stack.target.to_dict(), FLOW_TIME_SCALE)
-    saved.save("sandbox", overwrite=True)
-    Secret(value="token-for-the-revalidate-test").save(
-        SPEC.ingress.external_dns.token_secret_block, overwrite=True
-    )
-    return saved
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +149,7 @@ def revalidate(
 
 
 @pytest.fixture(scope="module")
-def platform(prefect_api: None, helm_binary: str, stack: SandboxStack, target: PlatformTarget):
+def platform(dns_token_block: str, helm_binary: str, stack: SandboxStack, target: PlatformTarget):
     board.reset()
     state = asyncio.run(bootstrap_platform(environment="sandbox", return_state=True))
     assert state.is_completed(), state.message

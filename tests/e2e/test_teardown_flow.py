@@ -29,7 +29,6 @@ from typing import Any
 import boto3
 import pytest
 from kubernetes import client, config, watch
-from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -40,10 +39,9 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
-from prefect.testing.utilities import prefect_test_harness
 from prefect_kubernetes.credentials import KubernetesClusterConfig
 
-from blocks.target import PlatformTarget, sandbox_target
+from blocks.target import PlatformTarget
 from blueprint.catalogue import load_catalogue
 from blueprint.loader import load_spec
 from blueprint.plan import resolve_needs
@@ -52,11 +50,9 @@ from flows.platform import bootstrap_platform
 from flows.teardown import teardown_platform
 from sandbox.settings import SandboxSettings
 from sandbox.stack import SandboxStack
-from sandbox.tools import ensure_tools
 from tasks.aws.clients import aws_clients
 from tasks.aws.identity import Identity
 from tasks.aws.inventory import aws_inventory
-from tasks.context import HELM_ENV
 from tasks.helm import MANAGED_BY
 
 pytestmark = pytest.mark.e2e
@@ -181,34 +177,9 @@ class Teardown:
 
 
 @pytest.fixture(scope="module")
-def prefect_api() -> Iterator[None]:
-    with prefect_test_harness():
-        yield
-
-
-@pytest.fixture(scope="module")
-def helm_binary() -> Iterator[str]:
-    helm = str(ensure_tools()["helm"])
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(HELM_ENV, helm)
-        yield helm
-
-
-@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxStack]:
     with SandboxStack(tmp_path_factory.mktemp("sandbox"), SandboxSettings()) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def target(prefect_api: None, stack: SandboxStack) -> PlatformTarget:
-    assert stack.target is not None
-    saved = sandbox_target("sandbox", SPEC.platform.region, stack.target.to_dict(), FLOW_TIME_SCALE)
-    saved.save("sandbox", overwrite=True)
-    Secret(value="token-for-the-teardown-test").save(
-        SPEC.ingress.external_dns.token_secret_block, overwrite=True
-    )
-    return saved
 
 
 @pytest.fixture(scope="module")
@@ -283,7 +254,9 @@ def teardown(confirm: str = "sandbox") -> State:
 
 
 @pytest.fixture(scope="module")
-def platform(helm_binary: str, stack: SandboxStack, target: PlatformTarget) -> None:
+def platform(
+    dns_token_block: str, helm_binary: str, stack: SandboxStack, target: PlatformTarget
+) -> None:
     """The whole platform, up."""
     state = asyncio.run(
         bootstrap_platform(environment="sandbox", workflows=list(WORKFLOWS), return_state=True)

@@ -12,19 +12,20 @@ from urllib.parse import urlparse
 
 import pytest
 
+from platformctl.services import group_members
+
 PLATFORMCTL = Path(sys.executable).with_name("platformctl")
 URL_KEYS = ("aws_endpoint_url", "kube_url", "chart_repository", "control_url")
 
 
 def ctl(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     # Saving the Prefect blocks is tested with a Prefect server (tests/e2e/test_deployments.py).
-    extra = ["--no-blocks"] if args[0] == "up" else []
     return subprocess.run(
-        [str(PLATFORMCTL), "sandbox", *args, *extra, "--dir", str(state_dir)],
+        [str(PLATFORMCTL), "sandbox", *args, "--dir", str(state_dir)],
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**{k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}, "COLUMNS": "200"},
     )
 
 
@@ -35,18 +36,6 @@ def listening(url: str) -> bool:
             return True
     except OSError:
         return False
-
-
-def process_group(pgid: int) -> list[int]:
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(stat.parent.name))
-    return members
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +51,7 @@ def sandbox(tmp_path_factory):
 def test_up_writes_what_the_product_reads(sandbox):
     state_dir, state, out = sandbox
     assert "sandbox up in" in out
+    assert "Prefect blocks  not saved (no PREFECT_API_URL" in out  # no server, no blocks
     target = json.loads((state_dir / "target.json").read_text())
     assert target["aws_endpoint_url"].startswith("http://127.0.0.1:")
     assert target["chart_repository"].startswith("http://127.0.0.1:")
@@ -100,11 +90,11 @@ def test_down_leaves_nothing_behind(tmp_path):
     result = ctl(tmp_path, "up")
     assert result.returncode == 0, result.stderr
     state = json.loads((tmp_path / "state.json").read_text())
-    assert process_group(state["pid"])
+    assert group_members(state["pid"])
     stopped = ctl(tmp_path, "down")
     assert stopped.returncode == 0, stopped.stderr
     assert "sandbox stopped" in stopped.stdout
-    assert process_group(state["pid"]) == []
+    assert group_members(state["pid"]) == []
     assert not any(listening(state[k]) for k in URL_KEYS)
     assert not (tmp_path / "state.json").exists()
     assert "no sandbox was running" in ctl(tmp_path, "down").stdout

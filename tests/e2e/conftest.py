@@ -1,0 +1,56 @@
+"""What every end-to-end module shares: a Prefect API of its own, helm for the component
+tasks, the sandbox's target block and the DNS token Secret, saved where the flows load them.
+
+Each module brings its own ``stack`` fixture (its sandbox settings differ) and its
+``FLOW_TIME_SCALE`` (the pace the target block carries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from prefect.blocks.system import Secret
+from prefect.testing.utilities import prefect_test_harness
+
+from blocks.target import PlatformTarget, sandbox_target
+from blueprint.loader import load_spec
+from sandbox.stack import SandboxStack
+from sandbox.tools import ensure_tools
+from tasks.context import HELM_ENV
+
+DNS_TOKEN = "token-for-the-e2e-tests"
+
+
+@pytest.fixture(scope="module")
+def prefect_api() -> Iterator[None]:
+    with prefect_test_harness():
+        yield
+
+
+@pytest.fixture(scope="module")
+def helm_binary() -> Iterator[str]:
+    helm = str(ensure_tools()["helm"])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(HELM_ENV, helm)
+        yield helm
+
+
+@pytest.fixture(scope="module")
+def target(
+    request: pytest.FixtureRequest, prefect_api: None, stack: SandboxStack
+) -> PlatformTarget:
+    """The sandbox's target block, saved under the environment's name, at the module's pace."""
+    assert stack.target is not None
+    region = load_spec("sandbox").platform.region
+    scale = request.module.FLOW_TIME_SCALE
+    saved = sandbox_target("sandbox", region, stack.target.to_dict(), scale)
+    saved.save("sandbox", overwrite=True)
+    return saved
+
+
+@pytest.fixture(scope="module")
+def dns_token_block(prefect_api: None) -> str:
+    name = load_spec("sandbox").ingress.external_dns.token_secret_block
+    Secret(value=DNS_TOKEN).save(name, overwrite=True)
+    return name
