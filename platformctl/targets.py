@@ -34,7 +34,11 @@ def prepare_target(spec: PlatformSpec, time_scale: float | None, console: Consol
     if not is_sandbox(spec):
         if time_scale is not None:
             raise SpecError(["--time-scale: applies to the sandbox only (real AWS is 60)"])
-        existing_target(spec)
+        name = spec.platform.environment
+        try:
+            PlatformTarget.load(name, _sync=True)
+        except ValueError:  # none saved yet: the default one, saved once
+            aws_target(name, spec.platform.region).save(name, _sync=True)
         return
     if time_scale is not None and time_scale < 0:
         raise SpecError(["--time-scale: must be >= 0"])
@@ -61,11 +65,8 @@ def save_sandbox_blocks(spec: PlatformSpec, state: dict[str, Any]) -> PlatformTa
     its ports change."""
     from prefect.blocks.system import Secret
 
-    from sandbox import control
-
     name = spec.platform.environment
-    scale = control.control_call(state, "GET", "/status")["time_scale"]
-    target = sandbox_target(name, spec.platform.region, state, scale or SANDBOX_DEFAULT_TIME_SCALE)
+    target = sandbox_target_of(spec, state)
     # Saved on their own first, so the target refers to them and the UI links them.
     target.aws_credentials.save(name, overwrite=True, _sync=True)
     if target.cluster_config is not None:
@@ -79,9 +80,19 @@ def save_sandbox_blocks(spec: PlatformSpec, state: dict[str, Any]) -> PlatformTa
     return target
 
 
+def sandbox_target_of(spec: PlatformSpec, state: dict[str, Any]) -> PlatformTarget:
+    """The target a running sandbox publishes, at its pace (not saved)."""
+    from sandbox import control
+
+    scale = control.control_call(state, "GET", "/status")["time_scale"]
+    return sandbox_target(
+        spec.platform.environment, spec.platform.region, state, scale or SANDBOX_DEFAULT_TIME_SCALE
+    )
+
+
 def existing_target(spec: PlatformSpec) -> PlatformTarget:
-    """The environment's target as it is: a sandbox that is not running is an error, not
-    started; for AWS the saved block, or a default one saved when there is none."""
+    """The environment's target as it is, nothing saved: a sandbox that is not running is an
+    error, not started; for AWS the saved block, or else the default one (not yet saved)."""
     name = spec.platform.environment
     if is_sandbox(spec):
         from sandbox import control
@@ -89,10 +100,8 @@ def existing_target(spec: PlatformSpec) -> PlatformTarget:
         state = control.running(control.default_state_dir())
         if state is None:
             raise SpecError(["--env sandbox: no sandbox running (platformctl sandbox up)"])
-        return save_sandbox_blocks(spec, state)
+        return sandbox_target_of(spec, state)
     try:
         return PlatformTarget.load(name, _sync=True)
     except ValueError:
-        target = aws_target(name, spec.platform.region)
-        target.save(name, _sync=True)
-        return target
+        return aws_target(name, spec.platform.region)
