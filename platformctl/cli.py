@@ -97,7 +97,7 @@ def up(
     try:
         platform_spec = load_spec(env, spec)
         load_catalogue()
-        chosen = _workflows(workflows)
+        chosen = parse_workflows(workflows)
         spec = spec.resolve() if spec else None  # flows may run elsewhere: absolute path
         prepare_target(platform_spec, time_scale, console)
     except SpecError as exc:
@@ -122,7 +122,8 @@ def use_tools() -> None:
     os.environ.setdefault("PLATFORM_HELM", str(ensure_tools()["helm"]))
 
 
-def _workflows(text: str | None) -> list[str]:
+def parse_workflows(text: str | None) -> list[str]:
+    """``--workflows a,b``: known names in the guide's order; all of them when empty."""
     from blueprint.spec import WORKFLOWS
 
     if not text:

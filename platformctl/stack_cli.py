@@ -42,12 +42,12 @@ def up(
 ) -> None:
     """Start (or reuse) everything, deploy, run the platform and summarize; leaves it up."""
     from blueprint.errors import SpecError
-    from platformctl.cli import _workflows, fail
+    from platformctl.cli import fail, parse_workflows
 
     parameters = {}
     try:
         if workflows:
-            parameters["workflows"] = _workflows(workflows)
+            parameters["workflows"] = parse_workflows(workflows)
     except SpecError as exc:
         fail(exc)
     try:
