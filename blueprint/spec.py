@@ -285,8 +285,16 @@ class ExternalDnsSettings(Model):
     policy: Literal["sync", "upsert-only"] = Field(
         description="sync deletes records it no longer owns; upsert-only never deletes"
     )
-    token_secret_block: DnsLabel = Field(
-        description="Name of the Prefect Secret block holding the Cloudflare API token"
+    token_secret_block: DnsLabel | None = Field(
+        default=None,
+        description="Name of the Prefect Secret block holding the Cloudflare API token; "
+        "empty: cloudflare-api-token-<environment>, so each environment has its own",
+    )
+    placeholder_token_allowed: bool = Field(
+        default=False,
+        description="The target's DNS provider is a stand-in (the sandbox), so the token "
+        "may be a placeholder; against a real provider it must look like a Cloudflare "
+        "API token",
     )
     resources: Resources = Field(description="Controller resources")
 
@@ -449,6 +457,16 @@ def bucket_name(spec: PlatformSpec, storage: str) -> str:
     return f"{spec.platform.name}-{spec.platform.environment}-{suffix}"
 
 
+DNS_TOKEN_BLOCK = "cloudflare-api-token-{environment}"
+
+
+def dns_token_block(spec: PlatformSpec) -> str:
+    """The Secret block of the DNS provider's token: the spec's, else one per environment
+    (so a token saved for one environment is never read by another)."""
+    chosen = spec.ingress.external_dns.token_secret_block
+    return chosen or DNS_TOKEN_BLOCK.format(environment=spec.platform.environment)
+
+
 # --------------------------------------------------------------------------- shared
 
 
@@ -584,7 +602,20 @@ class HealthMonitoring(Model):
 
 class Runtime(Model):
     helm_concurrency: int = Field(
-        ge=1, le=32, description="Helm releases installed at once (unbounded was flaky elsewhere)"
+        ge=1,
+        le=32,
+        description="Helm operations at once on the environment's cluster, across runs "
+        "(unbounded was flaky elsewhere)",
+    )
+    budget_margin: float = Field(
+        ge=1,
+        le=10,
+        description="A flow's time budget is its planned finish (critical path, max "
+        "durations, at the run's pace) times this margin, plus the allowance",
+    )
+    budget_allowance: Duration = Field(
+        description="Fixed time added to every flow's budget for orchestration overheads "
+        "that do not scale with the pace (process and server start, helm polls)"
     )
 
 

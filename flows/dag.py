@@ -1,16 +1,15 @@
 """Run components as Prefect tasks, each started the moment its own needs are met.
 
-Within a workflow flow, a component is submitted with ``wait_for`` on the futures of its
-needs, so Prefect starts it as soon as they complete. Needs in *other* workflows are met
-in one of two ways:
+Each component waits for its needs' outcomes in a ``Readiness`` record, then its task is
+submitted (with its needs' futures as ``wait_for``, which draws the edges in the UI).
+Inside ``bootstrap_platform`` every workflow flow runs in one event loop and shares one
+record, so a component waits for the other workflow's component itself (not for that
+whole workflow, nor a phase barrier). A workflow started alone has its own record and
+checks needs in other workflows through their real readiness gates.
 
-- inside ``bootstrap_platform`` all workflow flows run concurrently in one event loop and
-  share a ``Readiness`` record: a component waits for the other workflow's component to
-  complete (not for that whole workflow, and not for a phase barrier);
-- a workflow started alone has no such record and checks its prerequisites through the
-  real readiness gates of the workflows it needs.
-
-A failed need stops its dependants, which are reported as not run, with the reason.
+Every component ends with an outcome, whatever happens (its task fails or times out, a
+submission raises, the flow is cancelled): a component whose need did not complete is
+not run, and shows as a Cancelled task run with the reason. So a run always ends.
 """
 
 from __future__ import annotations
@@ -20,13 +19,20 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
+from prefect import task
+from prefect.cache_policies import NONE
+from prefect.context import SyncClientContext
 from prefect.futures import PrefectFuture
+from prefect.states import Cancelled, State
+from prefect.task_engine import TaskRunTimeoutError
 
 from blueprint.catalogue import Component
-from blueprint.graph import topological_order
+from flows.futures import settled
+from flows.launchers import component_tags
 from tasks.progress import board
 
-Launcher = Callable[[Component, dict[str, PrefectFuture], list[PrefectFuture]], PrefectFuture]
+# Submits a component's task, given what its needs returned and their futures.
+Launch = Callable[[Component, Mapping[str, Any], list[PrefectFuture]], PrefectFuture]
 # Checks a need outside the running workflows (a workflow started alone): True when met.
 ExternalCheck = Callable[[str], Awaitable[bool]]
 
@@ -39,106 +45,152 @@ class ComponentsFailed(RuntimeError):
 
 
 class Readiness:
-    """Which components of this platform run have finished, and how."""
+    """How each component of a run ended: True when it completed. Created in the flow's
+    event loop; dependants await it there."""
 
     def __init__(self, components: list[str]):
-        self._done = {name: asyncio.Event() for name in components}
-        self.ok: dict[str, bool] = {}
+        loop = asyncio.get_running_loop()
+        self._outcomes: dict[str, asyncio.Future[bool]] = {
+            name: loop.create_future() for name in components
+        }
 
     def covers(self, name: str) -> bool:
-        return name in self._done
+        return name in self._outcomes
 
     def finish(self, name: str, ok: bool) -> None:
-        self.ok[name] = ok
-        self._done[name].set()
+        """Record the outcome; the first one counts."""
+        outcome = self._outcomes[name]
+        if not outcome.done():
+            outcome.set_result(ok)
+
+    def abandon(self, names: list[str]) -> None:
+        """Components that will not run (their workflow stopped): not met."""
+        for name in names:
+            if self.covers(name):
+                self.finish(name, False)
 
     async def wait(self, name: str) -> bool:
-        await self._done[name].wait()
-        return self.ok[name]
+        return await asyncio.shield(self._outcomes[name])
 
 
 readiness: ContextVar[Readiness | None] = ContextVar("platform_readiness", default=None)
 
 
+@task(name="not-run", cache_policy=NONE)
+def not_run(component: str, reason: str) -> State:
+    """Leaves a trace of a component that did not run: a Cancelled task run, with why."""
+    return Cancelled(message=f"{component} not run: {reason}")
+
+
+class ComponentRun:
+    """One workflow's components, each run when its needs are met."""
+
+    def __init__(
+        self,
+        components: list[Component],
+        needs: Mapping[str, Mapping[str, str]],
+        launch: Launch,
+        external: ExternalCheck,
+        record: Readiness,
+    ):
+        self.components = components
+        self.needs = needs
+        self.launch = launch
+        self.external = external
+        self.record = record
+        self.futures: dict[str, PrefectFuture] = {}
+        self.results: dict[str, Any] = {}
+        self.failures: dict[str, str] = {}
+        self.not_run: dict[str, str] = {}
+        self._checks: dict[str, asyncio.Task[bool]] = {}
+
+    async def run(self) -> dict[str, Any]:
+        """Every component's result; ``ComponentsFailed`` names each one that failed or
+        did not run."""
+        try:
+            await asyncio.gather(*(self._component(c) for c in self.components))
+        finally:
+            self.record.abandon([c.name for c in self.components])
+            for check in self._checks.values():
+                check.cancel()
+        if self.failures or self.not_run:
+            raise ComponentsFailed({**self.failures, **self.not_run})
+        return self.results
+
+    async def _component(self, component: Component) -> None:
+        name, workflow = component.name, component.workflow
+        board.plan(name, workflow)
+        ok = False
+        try:
+            unmet = await self._unmet(component)
+            if unmet:
+                await self._skip(component, f"needs not met: {', '.join(unmet)}")
+                return
+            upstream = [self.futures[n] for n in self.needs[name] if n in self.futures]
+            future = self.launch(component, self.futures, upstream)
+            self.futures[name] = future
+            ok = self._record_outcome(component, future, await settled(future))
+        except Exception as exc:  # a submission or the API failed: so did the component
+            self.failures[name] = f"{type(exc).__name__}: {exc}"
+            board.fail(name, workflow, self.failures[name][:500])
+        finally:
+            self.record.finish(name, ok)
+
+    async def _unmet(self, component: Component) -> list[str]:
+        needs = list(self.needs[component.name])
+        met = await asyncio.gather(*(self._met(n) for n in needs))
+        return [n for n, ok in zip(needs, met, strict=True) if not ok]
+
+    def _met(self, need: str) -> Awaitable[bool]:
+        if self.record.covers(need):
+            return self.record.wait(need)
+        if need not in self._checks:  # one check per prerequisite, however many need it
+            self._checks[need] = asyncio.ensure_future(self.external(need))
+        return asyncio.shield(self._checks[need])
+
+    async def _skip(self, component: Component, reason: str) -> None:
+        self.not_run[component.name] = reason
+        board.skip(component.name, component.workflow, reason)
+        trace = not_run.with_options(task_run_name=component.name, tags=component_tags(component))
+        await settled(trace.submit(component.name, reason))
+
+    def _record_outcome(self, component: Component, future: PrefectFuture, state: State) -> bool:
+        name, workflow = component.name, component.workflow
+        if state.is_completed():
+            self.results[name] = future.result()
+            return True
+        if state.is_failed() or state.is_crashed():
+            self.failures[name] = error_text(future)
+            # A gate out of retries was last recorded as waiting: it failed.
+            board.fail(name, workflow, self.failures[name][:500])
+        else:
+            self.not_run[name] = f"not run: {state.message or state.name}"
+            board.skip(name, workflow, self.not_run[name])
+        return False
+
+
 async def run_components(
     components: list[Component],
     needs: Mapping[str, Mapping[str, str]],
-    launchers: Mapping[str, Launcher],
+    launch: Launch,
     external: ExternalCheck,
 ) -> dict[str, Any]:
-    """Run ``components`` (one workflow's) by their needs; returns each one's result or
-    raises ``ComponentsFailed`` naming every failed component with its error."""
-    shared = readiness.get()
-    by_name = {c.name: c for c in components}
-    order = topological_order({n: [d for d in needs[n] if d in by_name] for n in by_name})
-    submitted: dict[str, asyncio.Future[PrefectFuture | None]] = {
-        n: asyncio.get_running_loop().create_future() for n in order
-    }
-    futures: dict[str, PrefectFuture] = {}
-    results: dict[str, Any] = {}
-    failures: dict[str, str] = {}
-    checked: dict[str, asyncio.Task[bool]] = {}
-
-    def external_met(name: str) -> Awaitable[bool]:
-        if shared is not None and shared.covers(name):
-            return shared.wait(name)
-        if name not in checked:  # one check per prerequisite, however many need it
-            checked[name] = asyncio.ensure_future(external(name))
-        return checked[name]
-
-    async def launch(component: Component) -> None:
-        name = component.name
-        board.plan(name, component.workflow)
-        local = [d for d in needs[name] if d in by_name]
-        outside = [d for d in needs[name] if d not in by_name]
-        upstream = [await submitted[d] for d in local]
-        unmet = [
-            d
-            for d, ok in zip(outside, await _all(external_met(d) for d in outside), strict=True)
-            if not ok
-        ]
-        if unmet or any(f is None for f in upstream):
-            reason = f"needs not met: {', '.join(unmet)}" if unmet else "a need did not run"
-            board.skip(name, component.workflow, reason)
-            submitted[name].set_result(None)
-            _finish(shared, name, False)
-            return
-        future = launchers[component.kind](component, futures, [f for f in upstream if f])
-        futures[name] = future
-        submitted[name].set_result(future)
-        await asyncio.to_thread(future.wait)
-        state = future.state
-        if state.is_completed():
-            results[name] = future.result()
-        elif state.is_failed() or state.is_crashed():
-            failures[name] = _error_of(future)
-            # A gate out of retries was last recorded as waiting: it failed.
-            board.fail(name, component.workflow, failures[name][:500])
-        else:  # NotReady: a local need failed
-            board.skip(name, component.workflow, f"not run: {state.message or state.name}")
-        _finish(shared, name, name in results)
-
-    await asyncio.gather(*(launch(by_name[n]) for n in order))
-    if failures:
-        raise ComponentsFailed(failures)
-    not_run = [n for n in order if n not in results]
-    if not_run:
-        raise ComponentsFailed({n: board.runs[n].detail or "not run" for n in not_run})
-    return results
+    """Run ``components`` (one workflow's) by their needs, within the run's shared
+    readiness record when there is one; returns each one's result or raises
+    ``ComponentsFailed`` naming every component that failed or did not run."""
+    record = readiness.get() or Readiness([c.name for c in components])
+    # Task runs started from here share one API client: Prefect otherwise makes a client
+    # (and loads a CA bundle, about 40 ms) for every task run it starts.
+    with SyncClientContext.get_or_create():
+        return await ComponentRun(components, needs, launch, external, record).run()
 
 
-async def _all(waits) -> list[bool]:
-    return list(await asyncio.gather(*waits))
-
-
-def _finish(shared: Readiness | None, name: str, ok: bool) -> None:
-    if shared is not None and shared.covers(name):
-        shared.finish(name, ok)
-
-
-def _error_of(future: PrefectFuture) -> str:
+def error_text(future: PrefectFuture) -> str:
+    """What a failed task raised, in a line a person can act on."""
     try:
         future.result()
+    except TaskRunTimeoutError as exc:
+        return f"timed out: {exc}"
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return "failed"

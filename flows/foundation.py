@@ -3,14 +3,15 @@ the gate "cluster API accessible", then the guide's validation checks."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.futures import result_of
 from flows.parameters import ENVIRONMENT, SPEC_FILE, TIME_SCALE
+from flows.run_names import run_name
 from flows.workflow import run_context, run_workflow
 from tasks.foundation import validate_foundation
 
@@ -23,7 +24,7 @@ class ValidationFailed(RuntimeError):
 
 @flow(
     name="foundation",
-    flow_run_name="foundation-{environment}",
+    flow_run_name=run_name(WORKFLOW),
     task_runner=ThreadPoolTaskRunner(max_workers=32),
     description="Workflow 1: VPC, IAM, EKS, node groups, add-ons, gate and validation.",
 )
@@ -36,7 +37,7 @@ async def foundation(
     logger = get_run_logger()
     ctx = await run_context(environment, spec_file, time_scale)
     results = await run_workflow(WORKFLOW, ctx)
-    checks = await asyncio.to_thread(validate_foundation.submit(ctx).result)
+    checks = await result_of(validate_foundation.submit(ctx))
     await acreate_table_artifact(
         key="foundation-validation",
         table=checks,

@@ -1,73 +1,79 @@
-"""How each kind of component is submitted as a Prefect task, with what it needs.
+"""How each kind of component is submitted as a Prefect task: which task, with what
+arguments, and under which options.
 
 Foundation kinds pass results along (the network and roles to the cluster, the cluster to
 node groups and add-ons); the other kinds read what they need from the spec and the
-target. Every submission waits only for the component's own needs (``wait_for``).
+target. Every component's task run is named after it, tagged with its workflow and kind,
+and bounded by its catalogue timeout (gates: each attempt bounded, retried within the
+spec's budget).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from prefect import Task
 from prefect.futures import PrefectFuture
 
 from blueprint.catalogue import Component
-from flows.dag import Launcher
+from blueprint.units import duration_seconds
 from tasks import foundation as f
 from tasks import platform as p
 from tasks.context import RunContext
-from tasks.gates import retry_policy
+from tasks.gates import ATTEMPT_SECONDS, retry_policy
 
-Futures = dict[str, PrefectFuture]
+# What a component's task gets: the task and its arguments, from the run context, the
+# component, what its needs returned (futures or values) and the namespaces by component.
+Call = Callable[[RunContext, Component, Mapping[str, Any], dict[str, str]], tuple[Task, tuple]]
 
-
-def launchers(ctx: RunContext, namespaces: dict[str, str]) -> dict[str, Launcher]:
-    def vpc(c: Component, got: Futures, up: list) -> PrefectFuture:
-        return f.converge_vpc.submit(ctx, component=c.name, wait_for=up)
-
-    def iam(c: Component, got: Futures, up: list) -> PrefectFuture:
-        return f.converge_iam.submit(ctx, component=c.name, wait_for=up)
-
-    def eks(c: Component, got: Futures, up: list) -> PrefectFuture:
-        return f.converge_eks.submit(ctx, got["vpc"], got["iam"], component=c.name, wait_for=up)
-
-    def node_groups(c: Component, got: Futures, up: list) -> PrefectFuture:
-        return f.converge_node_groups.submit(
-            ctx, got["vpc"], got["iam"], got["eks"], component=c.name, wait_for=up
-        )
-
-    def addon(c: Component, got: Futures, up: list) -> PrefectFuture:
-        return f.converge_addon.submit(ctx, c.addon, got["eks"], component=c.name, wait_for=up)
-
-    def storage_class(c: Component, got: Futures, up: list) -> PrefectFuture:
-        return f.converge_storage_class.submit(ctx, component=c.name, wait_for=up)
-
-    def gate(c: Component, got: Futures, up: list) -> PrefectFuture:
-        return gate_task(ctx, c).submit(ctx, c, wait_for=up)
-
-    def release(c: Component, got: Futures, up: list) -> PrefectFuture:
-        return p.converge_release.submit(ctx, c, namespaces, wait_for=up)
-
-    def bucket(c: Component, got: Futures, up: list) -> PrefectFuture:
-        return p.converge_bucket.submit(ctx, c, wait_for=up)
-
-    def crds(c: Component, got: Futures, up: list) -> PrefectFuture:
-        return p.converge_chart_crds.submit(ctx, c, wait_for=up)
-
-    return {
-        "vpc": vpc,
-        "iam": iam,
-        "eks-cluster": eks,
-        "node-groups": node_groups,
-        "eks-addon": addon,
-        "storage-class": storage_class,
-        "gate": gate,
-        "helm-release": release,
-        "s3-bucket": bucket,
-        "chart-crds": crds,
-    }
+CALLS: dict[str, Call] = {
+    "vpc": lambda ctx, c, got, ns: (f.converge_vpc, (ctx, c.name)),
+    "iam": lambda ctx, c, got, ns: (f.converge_iam, (ctx, c.name)),
+    "eks-cluster": lambda ctx, c, got, ns: (f.converge_eks, (ctx, got["vpc"], got["iam"], c.name)),
+    "node-groups": lambda ctx, c, got, ns: (
+        f.converge_node_groups,
+        (ctx, got["vpc"], got["iam"], got["eks"], c.name),
+    ),
+    "eks-addon": lambda ctx, c, got, ns: (f.converge_addon, (ctx, c.addon, got["eks"], c.name)),
+    "storage-class": lambda ctx, c, got, ns: (f.converge_storage_class, (ctx, c.name)),
+    "gate": lambda ctx, c, got, ns: (p.check_gate, (ctx, c)),
+    "helm-release": lambda ctx, c, got, ns: (p.converge_release, (ctx, c, ns)),
+    "s3-bucket": lambda ctx, c, got, ns: (p.converge_bucket, (ctx, c)),
+    "chart-crds": lambda ctx, c, got, ns: (p.converge_chart_crds, (ctx, c)),
+}
 
 
-def gate_task(ctx: RunContext, component: Component):
-    """The gate task with its budget: the spec's timeout and retry interval, paced."""
-    assert component.gate is not None
-    gate = getattr(ctx.spec.gates, component.gate)
-    return p.check_gate.with_options(**retry_policy(gate, ctx.pace))
+def budget_seconds(ctx: RunContext, component: Component) -> float:
+    """A component's task timeout: its catalogue timeout at the run's pace."""
+    assert component.timeout is not None, component.name
+    return ctx.pace.budget(float(duration_seconds(component.timeout)))
+
+
+def component_tags(component: Component) -> list[str]:
+    return [f"workflow:{component.workflow}", f"kind:{component.kind}"]
+
+
+def task_options(ctx: RunContext, component: Component) -> dict[str, Any]:
+    """Name, tags and time bounds of a component's task run."""
+    options: dict[str, Any] = {"task_run_name": component.name, "tags": component_tags(component)}
+    if component.kind == "gate":
+        assert component.gate is not None
+        gate = getattr(ctx.spec.gates, component.gate)
+        options.update(retry_policy(gate, ctx.pace), timeout_seconds=ATTEMPT_SECONDS)
+    else:
+        options["timeout_seconds"] = budget_seconds(ctx, component)
+    return options
+
+
+def submit(
+    ctx: RunContext,
+    component: Component,
+    got: Mapping[str, Any],
+    namespaces: dict[str, str],
+    upstream: list[PrefectFuture],
+) -> PrefectFuture:
+    """Submit ``component``'s task; ``upstream`` (its needs' futures, all done) only draws
+    the dependency edges in the UI's graph."""
+    task, args = CALLS[component.kind](ctx, component, got, namespaces)
+    return task.with_options(**task_options(ctx, component)).submit(*args, wait_for=upstream)

@@ -1,6 +1,11 @@
 """``bootstrap_platform``: the run users start. Every chosen workflow flow runs at once as
 a subflow; their components share one readiness record, so each starts the moment its
-own needs (in any workflow) are met - the DAG, not the guide's phases, sets the pace."""
+own needs (in any workflow) are met - the DAG, not the guide's phases, sets the pace.
+
+Before any workflow starts, the inputs of all of them are checked (bad input touches
+nothing), and the run takes the environment's lock (a second run waits). Each subflow has
+a timeout from the plan, so the run always ends.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,16 @@ from prefect import flow
 
 from blueprint.catalogue import load_catalogue
 from blueprint.errors import SpecError
-from blueprint.plan import plan
 from blueprint.spec import WORKFLOWS
+from flows.budget import budget
 from flows.dag import Readiness, readiness
 from flows.foundation import foundation
 from flows.parameters import ENVIRONMENT, SPEC_FILE, TIME_SCALE, WORKFLOW_SUBSET, Workflow
-from flows.workflow import run_context
+from flows.run_names import run_name
+from flows.workflow import components_of, run_context
 from flows.workflows import data_services, gitops, ingress, observability, security, service_mesh
+from tasks.inputs import preflight
+from tasks.locks import environment_lock
 
 WORKFLOW_FLOWS = {
     "foundation": foundation,
@@ -28,9 +36,6 @@ WORKFLOW_FLOWS = {
     "service-mesh": service_mesh,
     "data-services": data_services,
 }
-
-
-SUBFLOW_STAGGER_SECONDS = 0.3
 
 
 class WorkflowsFailed(RuntimeError):
@@ -45,7 +50,7 @@ def chosen_workflows(workflows: list[str] | None) -> list[str]:
     return [w for w in WORKFLOWS if w in chosen]  # the guide's order, for readable output
 
 
-@flow(name="bootstrap_platform", flow_run_name="bootstrap-{environment}")
+@flow(name="bootstrap_platform", flow_run_name=run_name("bootstrap"))
 async def bootstrap_platform(
     environment: str = ENVIRONMENT,
     workflows: list[Workflow] | None = WORKFLOW_SUBSET,
@@ -54,34 +59,31 @@ async def bootstrap_platform(
 ) -> dict[str, Any]:
     """Bring the platform (or the chosen workflows) to every component Ready."""
     ctx = await run_context(environment, spec_file, time_scale)  # bad input stops here
-    spec = ctx.spec
     catalogue = load_catalogue()
     chosen = chosen_workflows(workflows)
-    names = [c.name for c in catalogue.components if c.workflow in chosen]
-    # Workflows whose first component can start earliest go first (foundation, then the
-    # observability buckets); starts are staggered because creating many flow runs at the
-    # same instant makes Prefect's SQLite database answer 503 and the client back off.
-    planned = plan(spec, catalogue).components
-    first_start = {w: min(c.start_min for c in planned if c.workflow == w) for w in chosen}
-    ordered = sorted(chosen, key=lambda w: first_start[w])
+    preflight(ctx.spec, components_of(catalogue, chosen))  # ... and here, for every workflow
+    limits = budget(ctx, chosen)
 
-    async def start(workflow: str, delay: float):
-        await asyncio.sleep(delay)
-        return await WORKFLOW_FLOWS[workflow](
-            environment=environment,
-            time_scale=ctx.pace.time_scale,
-            spec_file=spec_file,
-            return_state=True,
-        )
+    async def start(workflow: str, record: Readiness):
+        subflow = WORKFLOW_FLOWS[workflow].with_options(timeout_seconds=limits.workflows[workflow])
+        try:
+            return await subflow(
+                environment=environment,
+                time_scale=ctx.pace.time_scale,
+                spec_file=spec_file,
+                return_state=True,
+            )
+        finally:  # a workflow that stopped early leaves its dependants nothing to wait for
+            record.abandon([c.name for c in components_of(catalogue, [workflow])])
 
-    token = readiness.set(Readiness(names))
-    try:
-        started = await asyncio.gather(
-            *(start(w, i * SUBFLOW_STAGGER_SECONDS) for i, w in enumerate(ordered))
-        )
-    finally:
-        readiness.reset(token)
-    states = [started[ordered.index(w)] for w in chosen]
+    runtime = ctx.spec.runtime
+    async with environment_lock(environment, runtime.helm_concurrency, limits.run):
+        record = Readiness([c.name for c in components_of(catalogue, chosen)])
+        token = readiness.set(record)
+        try:
+            states = await asyncio.gather(*(start(w, record) for w in chosen))
+        finally:
+            readiness.reset(token)
     outcome: dict[str, Any] = {}
     failed = []
     for workflow, state in zip(chosen, states, strict=True):

@@ -14,18 +14,23 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
+from prefect.context import FlowRunContext
 from prefect.events import emit_event
+from prefect.states import Completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from blueprint.catalogue import Catalogue, Component, load_catalogue
 from blueprint.errors import SpecError
 from blueprint.plan import resolve_needs
-from flows.dag import ComponentsFailed, Launcher, run_components
-from flows.launchers import launchers
+from flows.budget import budget, within
+from flows.dag import ComponentsFailed, run_components
+from flows.futures import result_of
+from flows.launchers import submit
 from flows.parameters import ENVIRONMENT, SPEC_FILE, TIME_SCALE, WORKFLOW_SUBSET, Workflow
 from flows.platform import chosen_workflows
-from flows.workflow import preflight, run_context
+from flows.run_names import run_name
+from flows.workflow import namespaces_of, run_context
 from tasks.context import RunContext
 from tasks.drift import (
     SEVERITY,
@@ -36,6 +41,8 @@ from tasks.drift import (
     validation_finding,
 )
 from tasks.foundation import validate_foundation
+from tasks.inputs import preflight
+from tasks.locks import environment_lock
 
 REMEDIATE = Field(
     False,
@@ -51,7 +58,7 @@ class PlatformDrifted(RuntimeError):
 
 @flow(
     name="revalidate_platform",
-    flow_run_name="revalidate-{environment}",
+    flow_run_name=run_name("revalidate"),
     # checks wait on AWS, the cluster and helm: threads, not CPU
     task_runner=ThreadPoolTaskRunner(max_workers=16),
     description="Compare the live platform with the spec, report drift; remediate=true "
@@ -71,7 +78,7 @@ async def revalidate_platform(
     catalogue = load_catalogue()
     chosen = chosen_workflows(workflows)
     components = [c for c in catalogue.components if c.workflow in chosen]
-    namespaces = {c.name: ns for c in catalogue.components if (ns := c.namespace_in(ctx.spec))}
+    namespaces = namespaces_of(ctx, catalogue)
     validate = "foundation" in chosen
 
     before = await check(ctx, components, namespaces, validate)
@@ -87,7 +94,21 @@ async def revalidate_platform(
     failures: dict[str, str] = {}
     if remediate:
         targets = [c for c in components if not before[c.name].ok]
-        failures = await converge(ctx, catalogue, targets, before, namespaces)
+        limit = budget(ctx, chosen).run
+        # A scheduled remediation does not queue behind another run: the next slot re-checks.
+        scheduled = _scheduled()
+        async with environment_lock(
+            environment, ctx.spec.runtime.helm_concurrency, limit, skip_if_busy=scheduled
+        ) as held:
+            if not held:
+                await publish(environment, before, None, {})
+                return Completed(
+                    name="Skipped",
+                    message=f"environment {environment} is busy with another run: "
+                    "remediation skipped, drift reported",
+                )
+            async with within(limit, "remediation"):
+                failures = await converge(ctx, catalogue, targets, before, namespaces)
         for name, error in failures.items():
             logger.error("remediation of %s failed: %s", name, error.splitlines()[0])
         # the validation looks at the whole foundation: checked again with the targets
@@ -109,6 +130,12 @@ async def revalidate_platform(
     }
 
 
+def _scheduled() -> bool:
+    """Whether this run was created by its deployment's schedule."""
+    context = FlowRunContext.get()
+    return bool(context and context.flow_run and context.flow_run.auto_scheduled)
+
+
 def drift_message(environment: str, left: list[Finding], failures: dict[str, str]) -> str:
     names = ", ".join(f.component for f in left)
     lines = [f"platform {environment} " + (f"drifted: {names}" if left else "remediation failed")]
@@ -123,9 +150,10 @@ async def check(
     """One drift check per component, all at once, plus the foundation validation."""
     futures = {c.name: detect_drift.submit(ctx, c, namespaces) for c in components}
     validation = validate_foundation.submit(ctx) if validate else None
-    findings = {name: await asyncio.to_thread(f.result) for name, f in futures.items()}
+    found = await asyncio.gather(*(result_of(f) for f in futures.values()))
+    findings = dict(zip(futures, found, strict=True))
     if validation is not None:
-        findings[VALIDATION] = validation_finding(await asyncio.to_thread(validation.result))
+        findings[VALIDATION] = validation_finding(await result_of(validation))
     return findings
 
 
@@ -142,7 +170,7 @@ async def converge(
     runnable = []
     for component in targets:  # inputs a component needs outside the spec, e.g. a token
         try:
-            preflight(ctx, [component])
+            preflight(ctx.spec, [component])
             runnable.append(component)
         except SpecError as exc:
             failures[component.name] = str(exc)
@@ -155,19 +183,18 @@ async def converge(
         else {}
     )
 
-    def fed(launch: Launcher) -> Launcher:
+    def launch(component: Component, got: Any, upstream: list) -> Any:
         # Foundation tasks take their needs' results; those not re-run come from inputs.
-        return lambda c, got, up: launch(c, {**inputs, **got}, up)
+        return submit(ctx, component, {**inputs, **got}, namespaces, upstream)
 
     async def met(name: str) -> bool:
         if name in found:
             return found[name].ok
         future = detect_drift.submit(ctx, catalogue.component(name), namespaces)
-        return (await asyncio.to_thread(future.result)).ok
+        return (await result_of(future)).ok
 
-    kinds = {kind: fed(launch) for kind, launch in launchers(ctx, namespaces).items()}
     try:
-        await run_components(runnable, resolve_needs(ctx.spec, catalogue), kinds, met)
+        await run_components(runnable, resolve_needs(ctx.spec, catalogue), launch, met)
     except ComponentsFailed as exc:
         failures.update(exc.failures)
     return failures

@@ -9,7 +9,6 @@ lists what each step deleted. A teardown of an empty target deletes nothing and 
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +19,11 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from blueprint.catalogue import Catalogue, load_catalogue
+from blueprint.spec import WORKFLOWS
+from flows.budget import budget, exclusive
+from flows.futures import settled
 from flows.parameters import ENVIRONMENT, SPEC_FILE, TIME_SCALE
+from flows.run_names import run_name
 from flows.workflow import run_context
 from tasks.context import RunContext
 from tasks.teardown import aws as aws_steps
@@ -103,8 +106,7 @@ class Record:
 
 async def outcome(step: str, future: PrefectFuture) -> Any:
     """The task's result, or ``TeardownFailed`` naming the step and its error."""
-    await asyncio.to_thread(future.wait)
-    state = future.state
+    state = await settled(future)
     if state.is_completed():
         return future.result()
     if state.is_failed() or state.is_crashed():
@@ -198,7 +200,7 @@ async def teardown(ctx: RunContext, catalogue: Catalogue, record: Record) -> Non
 
 @flow(
     name="teardown_platform",
-    flow_run_name="teardown-{environment}",
+    flow_run_name=run_name("teardown"),
     task_runner=ThreadPoolTaskRunner(max_workers=32),
     description="Delete everything the platform owns in its target, load balancers and "
     "releases first, then the cluster's namespaces, the buckets and the AWS foundation; "
@@ -214,8 +216,11 @@ async def teardown_platform(
     check_confirmation(environment, confirm)  # before anything is read or touched
     ctx = await run_context(environment, spec_file, time_scale)
     record = Record(environment)
+    # Deleting takes about as long as creating: the whole platform's budget.
+    limit = budget(ctx, list(WORKFLOWS)).run
     try:
-        await teardown(ctx, load_catalogue(), record)
+        async with exclusive(ctx, limit, "teardown"):
+            await teardown(ctx, load_catalogue(), record)
         record.outcome = f"nothing left; {len(record.deleted)} deleted"
     except Exception as exc:
         record.outcome = f"failed: {exc}"

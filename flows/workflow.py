@@ -1,21 +1,22 @@
-"""What every workflow flow does: load the spec, then run its components by their needs."""
+"""What every workflow flow does: load the spec and check its outside inputs, then run its
+components by their needs; started alone, also hold the environment and keep to a budget."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
-
-from prefect.blocks.system import Secret
 
 from blocks.target import load_target
 from blueprint.catalogue import Catalogue, Component, load_catalogue
-from blueprint.errors import SpecError
 from blueprint.loader import load_spec
 from blueprint.plan import resolve_needs
-from flows.dag import run_components
-from flows.launchers import gate_task, launchers
+from flows.budget import budget, exclusive
+from flows.dag import readiness, run_components
+from flows.futures import settled
+from flows.launchers import submit, task_options
 from tasks.context import RunContext
+from tasks.inputs import preflight
 from tasks.pace import Pace
+from tasks.platform import check_gate
 from tasks.progress import board
 
 
@@ -25,20 +26,8 @@ def gate_of(catalogue: Catalogue, workflow: str) -> Component | None:
     )
 
 
-def preflight(ctx: RunContext, components: list[Component]) -> None:
-    """Inputs a run needs that live outside the spec, checked before anything is touched."""
-    problems = []
-    if any(c.name == "external-dns" for c in components):
-        block = ctx.spec.ingress.external_dns.token_secret_block
-        try:
-            Secret.load(block, _sync=True)
-        except ValueError:
-            problems.append(
-                f"ingress.external_dns.token_secret_block: no Prefect Secret block {block!r} "
-                "(create it with the Cloudflare API token)"
-            )
-    if problems:
-        raise SpecError(problems)
+def components_of(catalogue: Catalogue, workflows: list[str]) -> list[Component]:
+    return [c for c in catalogue.components if c.workflow in workflows]
 
 
 async def run_context(
@@ -51,12 +40,26 @@ async def run_context(
     return RunContext(spec, target, Pace(target.time_scale if time_scale is None else time_scale))
 
 
+def namespaces_of(ctx: RunContext, catalogue: Catalogue) -> dict[str, str]:
+    return {c.name: ns for c in catalogue.components if (ns := c.namespace_in(ctx.spec))}
+
+
 async def run_workflow(workflow: str, ctx: RunContext) -> dict[str, Any]:
-    spec = ctx.spec
+    """Run the workflow's components. Inside ``bootstrap_platform`` the parent has checked
+    the inputs and holds the environment; started alone, the workflow does both itself."""
     catalogue = load_catalogue()
-    components = [c for c in catalogue.components if c.workflow == workflow]
-    preflight(ctx, components)
-    namespaces = {c.name: ns for c in catalogue.components if (ns := c.namespace_in(spec))}
+    components = components_of(catalogue, [workflow])
+    if readiness.get() is not None:
+        return await _run(workflow, ctx, catalogue, components)
+    preflight(ctx.spec, components)  # bad input stops here, before anything is touched
+    async with exclusive(ctx, budget(ctx, [workflow]).run, f"workflow {workflow}"):
+        return await _run(workflow, ctx, catalogue, components)
+
+
+async def _run(
+    workflow: str, ctx: RunContext, catalogue: Catalogue, components: list[Component]
+) -> dict[str, Any]:
+    namespaces = namespaces_of(ctx, catalogue)
 
     async def through_gate(need: str) -> bool:
         """Started alone: a need in another workflow is met when that workflow's gate
@@ -65,12 +68,14 @@ async def run_workflow(workflow: str, ctx: RunContext) -> dict[str, Any]:
         gate = owner if owner.kind == "gate" else gate_of(catalogue, owner.workflow)
         if gate is None:
             return False
-        future = gate_task(ctx, gate).submit(ctx, gate)
-        await asyncio.to_thread(future.wait)
-        if not future.state.is_completed():
-            board.fail(gate.name, gate.workflow, f"gate not passed: {future.state.message}")
-        return future.state.is_completed()
+        state = await settled(check_gate.with_options(**task_options(ctx, gate)).submit(ctx, gate))
+        if not state.is_completed():
+            board.fail(gate.name, gate.workflow, f"gate not passed: {state.message}")
+        return state.is_completed()
 
     return await run_components(
-        components, resolve_needs(spec, catalogue), launchers(ctx, namespaces), through_gate
+        components,
+        resolve_needs(ctx.spec, catalogue),
+        lambda c, got, upstream: submit(ctx, c, got, namespaces, upstream),
+        through_gate,
     )

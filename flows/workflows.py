@@ -12,13 +12,14 @@ from prefect import Flow, flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.parameters import ENVIRONMENT, SPEC_FILE, TIME_SCALE
+from flows.run_names import run_name
 from flows.workflow import run_context, run_workflow
 
 
 def workflow_flow(workflow: str, description: str) -> Flow:
     @flow(
         name=workflow,
-        flow_run_name=f"{workflow}-{{environment}}",
+        flow_run_name=run_name(workflow),
         # gates and helm waits hold threads while the work itself is I/O
         task_runner=ThreadPoolTaskRunner(max_workers=32),
         description=description,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import statistics
 import sys
 import time
 from datetime import UTC, datetime
@@ -19,6 +21,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from blueprint.catalogue import load_catalogue
+from blueprint.plan import resolve_needs
 from blueprint.spec import PlatformSpec
 from tasks.progress import Board, ComponentRun
 
@@ -78,6 +82,29 @@ class Progress:
             self.live.__exit__(None, None, None)
 
 
+def scheduling(board: Board, needs: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """How late each component started after its last need finished (a component with no
+    needs in the run: after the run's first start), and the median, p95 and max."""
+    runs = {n: r for n, r in board.runs.items() if r.started_at is not None}
+    if not runs:
+        return {"delays_s": {}}
+    first = min(r.started_at for r in runs.values() if r.started_at is not None)
+    delays = {}
+    for name, run in runs.items():
+        done = [board.runs[n].finished_at for n in needs.get(name, {}) if n in board.runs]
+        if None in done:
+            continue
+        ready = max([f for f in done if f is not None], default=first)
+        delays[name] = round(max(0.0, (run.started_at or ready) - ready), 4)
+    ordered = sorted(delays.values())
+    return {
+        "delays_s": delays,
+        "median_s": round(statistics.median(ordered), 4),
+        "p95_s": round(ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)], 4),
+        "max_s": ordered[-1],
+    }
+
+
 def write_report(
     run_id: str,
     board: Board,
@@ -132,6 +159,7 @@ def execute(
     extra: dict[str, Any] = {
         "environment": spec.platform.environment,
         "workflows": workflows,
+        "scheduling": scheduling(board, resolve_needs(spec, load_catalogue())),
     }
     if ok:
         extra["checks"] = state.result().get("foundation", {}).get("checks", [])

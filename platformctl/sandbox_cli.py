@@ -106,6 +106,7 @@ def up(
 def save_blocks(state: dict) -> list[str]:
     """Saves the sandbox environment's blocks; returns their slugs."""
     from blueprint.loader import load_spec
+    from blueprint.spec import dns_token_block
     from platformctl.targets import SANDBOX_ENV, save_sandbox_blocks
 
     spec = load_spec(SANDBOX_ENV)
@@ -115,7 +116,7 @@ def save_blocks(state: dict) -> list[str]:
         f"platform-target/{name}",
         f"aws-credentials/{name}",
         f"kubernetes-cluster-config/{name}",
-        f"secret/{spec.ingress.external_dns.token_secret_block}",
+        f"secret/{dns_token_block(spec)}",
     ]
 
 

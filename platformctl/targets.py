@@ -15,7 +15,7 @@ from rich.console import Console
 
 from blocks.target import PlatformTarget, aws_target, sandbox_target
 from blueprint.errors import SpecError
-from blueprint.spec import PlatformSpec
+from blueprint.spec import PlatformSpec, dns_token_block
 
 SANDBOX_ENV = "sandbox"
 # Pace of a sandbox run whose latency profile is off: a 30 s poll becomes 0.1 s.
@@ -65,6 +65,8 @@ def save_sandbox_blocks(spec: PlatformSpec, state: dict[str, Any]) -> PlatformTa
     its ports change."""
     from prefect.blocks.system import Secret
 
+    from blueprint.loader import load_spec
+
     name = spec.platform.environment
     target = sandbox_target_of(spec, state)
     # Saved on their own first, so the target refers to them and the UI links them.
@@ -72,11 +74,15 @@ def save_sandbox_blocks(spec: PlatformSpec, state: dict[str, Any]) -> PlatformTa
     if target.cluster_config is not None:
         target.cluster_config.save(name, overwrite=True, _sync=True)
     target.save(name, overwrite=True, _sync=True)
-    token_block = spec.ingress.external_dns.token_secret_block
-    try:
-        Secret.load(token_block, _sync=True)
-    except ValueError:
-        Secret(value=SANDBOX_DNS_TOKEN).save(token_block, _sync=True)
+    # The placeholder goes only under the name the sandbox's own overlay gives its token
+    # block: a block that a site's spec names is that site's to create, and a name shared
+    # with another environment would carry the placeholder there.
+    token_block = dns_token_block(spec)
+    if token_block == dns_token_block(load_spec(SANDBOX_ENV)):
+        try:
+            Secret.load(token_block, _sync=True)
+        except ValueError:
+            Secret(value=SANDBOX_DNS_TOKEN).save(token_block, _sync=True)
     return target
 
 

@@ -462,7 +462,6 @@ def _release(ctx: RunContext, component: Component, namespaces: dict[str, str]) 
                 kubeconfig=kubeconfig,
                 release=chart.release,
                 namespace=namespace,
-                concurrency=ctx.spec.runtime.helm_concurrency,
             )
         )
     healthy = f"revision {deployed.revision} deployed" if deployed else ""

@@ -10,27 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NONE
 
 from tasks.aws.addons import ensure_addon
 from tasks.aws.eks import Cluster, ensure_cluster
-from tasks.aws.errors import retry_if_transient
 from tasks.aws.iam import Roles, ensure_roles
 from tasks.aws.nodegroups import NodeGroups, ensure_node_groups
 from tasks.aws.vpc import Network, ensure_network
 from tasks.context import RunContext
 from tasks.progress import board
+from tasks.retries import CONVERGE
 from tasks.storage import ensure_storage_classes
 from tasks.validation import Check, foundation_checks
 
-# Transient AWS errors (throttling past botocore's retries, eventual consistency) get a
-# few more attempts; permanent ones fail at once with the AWS error code.
-CONVERGE = {
-    "cache_policy": NONE,
-    "retries": 3,
-    "retry_delay_seconds": [2, 10, 30],
-    "retry_condition_fn": retry_if_transient,
-}
+# Four API calls, each bounded by its request timeout.
+VALIDATION_SECONDS = 300
 
 
 @task(name="vpc", task_run_name="{component}", **CONVERGE)
@@ -80,7 +73,12 @@ def converge_storage_class(ctx: RunContext, component: str = "storage-class") ->
         return ensure_storage_classes(ctx.kube(), ctx.spec.storage_class, ctx.pace)
 
 
-@task(name="validate foundation", task_run_name="validate-foundation", cache_policy=NONE)
+@task(
+    name="validate foundation",
+    task_run_name="validate-foundation",
+    cache_policy=CONVERGE["cache_policy"],
+    timeout_seconds=VALIDATION_SECONDS,
+)
 def validate_foundation(ctx: RunContext) -> list[dict[str, Any]]:
     checks: list[Check] = foundation_checks(
         ctx.kube(), ctx.aws, ctx.spec.eks.cluster_name, ctx.spec.validation

@@ -1,7 +1,9 @@
-"""Readiness gates: a check that either passes or raises ``GateNotReady``.
+"""Readiness gates: a check that passes, raises ``GateNotReady`` (not yet) or fails.
 
 The gate task retries the check every ``retry_interval`` until ``timeout`` (the spec's
-budget, paced by the run's time scale), so Prefect shows each attempt as a retry.
+budget, paced by the run's time scale), so Prefect shows each attempt as a retry. Only
+"not ready yet" is retried: access refused (401, 403) or anything else unexpected fails at
+once, with its cause, instead of burning the whole budget.
 """
 
 from __future__ import annotations
@@ -11,22 +13,57 @@ import math
 from typing import Any
 
 from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
 
 from blueprint.spec import Gate
 from blueprint.units import duration_seconds
 from tasks.pace import Pace
+from tasks.retries import is_transient
+
+# One attempt: a few API requests, each bounded by its own request timeout.
+ATTEMPT_SECONDS = 150.0
+REFUSED = (401, 403)
 
 
 class GateNotReady(RuntimeError):
-    pass
+    """Not ready yet: another attempt, after the retry interval, may pass."""
+
+
+class GateRefused(RuntimeError):
+    """The cluster refused the check (credentials, authorization): waiting will not help."""
+
+
+def retry_if_not_ready(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn`` of a gate: retry "not ready yet" only."""
+    try:
+        state.result()
+    except GateNotReady:
+        return True
+    except Exception:
+        return False
+    return False
 
 
 def retry_policy(gate: Gate, pace: Pace) -> dict[str, Any]:
     """Prefect task options that make a gate spend its budget: one attempt per retry
-    interval until the timeout (each attempt is one quick check, so no task timeout)."""
+    interval until the timeout, retried only while not ready."""
     interval = pace.poll(float(duration_seconds(gate.retry_interval)))
     timeout = pace.budget(float(duration_seconds(gate.timeout)))
-    return {"retries": max(0, math.ceil(timeout / interval)), "retry_delay_seconds": interval}
+    return {
+        "retries": max(0, math.ceil(timeout / interval)),
+        "retry_delay_seconds": interval,
+        "retry_condition_fn": retry_if_not_ready,
+    }
+
+
+def not_ready_unless_refused(what: str, error: Exception) -> Exception:
+    """The error a gate raises for a failed request: refused access is permanent, a
+    transient error (no answer, 5xx) means not ready yet, anything else is permanent."""
+    if isinstance(error, ApiException) and error.status in REFUSED:
+        return GateRefused(f"{what}: access refused ({error.status} {error.reason})")
+    if is_transient(error):
+        return GateNotReady(f"{what}: {type(error).__name__}: {error}")
+    return error
 
 
 def cluster_api_accessible(api: k8s.ApiClient) -> dict[str, Any]:
@@ -35,7 +72,7 @@ def cluster_api_accessible(api: k8s.ApiClient) -> dict[str, Any]:
         version = k8s.VersionApi(api).get_code()
         k8s.CoreV1Api(api).list_namespace(limit=1)
     except Exception as exc:
-        raise GateNotReady(f"cluster API not accessible: {exc}") from exc
+        raise not_ready_unless_refused("cluster API not accessible", exc) from exc
     return {"git_version": version.git_version}
 
 
@@ -90,8 +127,13 @@ def prometheus_targets_discovered(
             f"{service}:{PROMETHEUS_PORT}", namespace, "api/v1/targets", _preload_content=False
         )
         data = json.loads(response.data)
-    except Exception as exc:
-        raise GateNotReady(f"Prometheus API not answering: {exc}") from exc
+    except ApiException as exc:
+        if exc.status in REFUSED:
+            raise not_ready_unless_refused("Prometheus API", exc) from exc
+        # 503 from the service proxy while Prometheus starts: not ready yet
+        raise GateNotReady(f"Prometheus API not answering: {exc.status} {exc.reason}") from exc
+    except ValueError as exc:
+        raise GateNotReady(f"Prometheus API answered no JSON: {exc}") from exc
     active = data.get("data", {}).get("activeTargets", [])
     if not active:
         raise GateNotReady("Prometheus has discovered no targets yet")

@@ -11,15 +11,23 @@ Built on pyhelm3 0.5.8, whose known defects are worked around here and only here
   it is always passed False; namespaces are created with the kubernetes client first.
 - a ``kubetoken`` is passed on the command line and logged by pyhelm3 at INFO: clusters are
   always given as a kubeconfig file (mode 0600) instead.
+- no command has a time bound of its own (``helm show`` of an unreachable repository, or
+  ``helm history`` against a stalled API, waits forever): every command here ends within
+  its ``--timeout`` and a grace, or ``HELM_CALL_SECONDS`` for those without one.
+
+A failed step raises ``ReleaseFailed``, transient when helm could not reach the API (so
+the task retries it) and permanent otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
+import re
 import tempfile
-import threading
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +41,8 @@ from pyhelm3.errors import ReleaseNotFoundError
 from pyhelm3.models import ReleaseRevisionStatus
 
 from blueprint.catalogue import ChartRef
+from tasks.kube import converge_object
+from tasks.retries import ReleaseFailed, helm_transient
 
 VALIDATION_FLAG = "--disable-openapi-validation"
 # pyhelm3 logs every failed helm command, including "release not found" answers that are
@@ -41,13 +51,39 @@ logging.getLogger("pyhelm3.command").setLevel(logging.ERROR)
 MANAGED_BY = {"app.kubernetes.io/managed-by": "platform-bootstrap"}
 
 
-class HelmReleaseError(RuntimeError):
-    """A release failed; the message says what helm said and what was undone."""
+# A command without --timeout (show, history, get values, list) gets this long; one with
+# --timeout gets that and this grace for helm's own cleanup.
+HELM_CALL_SECONDS = 120.0
+_DURATION = re.compile(r"^(\d+)s$")
+
+
+class HelmCallTimeout(TimeoutError):
+    pass
 
 
 class _FixedCommand(Command):
     async def run(self, command: list, input: bytes | None = None) -> bytes:
-        return await super().run(_join_split_flag(command), input)
+        command = _join_split_flag(command)
+        limit = _call_seconds(command)
+        try:
+            return await asyncio.wait_for(super().run(command, input), limit)
+        except TimeoutError:  # pyhelm3 terminates helm when the wait is cancelled
+            verb = " ".join(str(part) for part in command[:2])
+            raise HelmCallTimeout(f"helm {verb}: no answer within {limit:.0f}s") from None
+
+
+def _call_seconds(command: list) -> float:
+    """How long a helm command may take: its own --timeout plus a grace, or the default."""
+    for flag, value in itertools.pairwise(command):
+        if flag == "--timeout" and (match := _DURATION.match(str(value))):
+            return int(match[1]) + HELM_CALL_SECONDS
+    return HELM_CALL_SECONDS
+
+
+def _failure(what: str, error: PyhelmError, undone: str = "") -> ReleaseFailed:
+    stderr = error.stderr.decode(errors="replace").strip()
+    tail = f"; {undone}" if undone else ""
+    return ReleaseFailed(f"{what} failed: {stderr}{tail}", transient=helm_transient(stderr))
 
 
 def _join_split_flag(command: list) -> list:
@@ -133,17 +169,6 @@ def chart_source(chart: ChartRef, repository_override: str | None) -> tuple[str,
     return chart.name, chart.repository
 
 
-# Bounds concurrent helm processes per run (unbounded parallel installs were flaky in other
-# tools); sized by the spec's runtime.helm_concurrency on first use.
-_slots_lock = threading.Lock()
-_slots: dict[int, threading.BoundedSemaphore] = {}
-
-
-def _release_slots(size: int) -> threading.BoundedSemaphore:
-    with _slots_lock:
-        return _slots.setdefault(size, threading.BoundedSemaphore(size))
-
-
 async def ensure_release(
     *,
     helm: Path,
@@ -153,59 +178,47 @@ async def ensure_release(
     values: dict[str, Any],
     timeout_seconds: float,
     repository_override: str | None = None,
-    concurrency: int = 4,
+    slot: AbstractAsyncContextManager[Any] | None = None,
 ) -> ReleaseResult:
-    """Converge one release to ``chart`` at its pinned version with ``values``."""
-    slots = _release_slots(concurrency)
-    await asyncio.to_thread(slots.acquire)
-    try:
-        return await _ensure(
-            helm, kubeconfig, chart, namespace, values, timeout_seconds, repository_override
-        )
-    finally:
-        slots.release()
-
-
-async def _ensure(
-    helm: Path,
-    kubeconfig: Path,
-    chart: ChartRef,
-    namespace: str,
-    values: dict[str, Any],
-    timeout_seconds: float,
-    repository_override: str | None,
-) -> ReleaseResult:
+    """Converge one release to ``chart`` at its pinned version with ``values``; helm runs
+    holding ``slot`` (the environment's helm concurrency bound)."""
     timeout = f"{max(1, int(timeout_seconds))}s"
     client = Client(
         _FixedCommand(executable=str(helm), kubeconfig=kubeconfig, default_timeout=timeout),
         executable=str(helm),
     )
+    what = f"helm release {chart.release} ({chart.name} {chart.version}) in {namespace}"
     ref, repo = chart_source(chart, repository_override)
-    resolved = await client.get_chart(ref, repo=repo, version=chart.version)
-    current = await client.get_proceedable_revision(
-        chart.release, namespace=namespace, timeout=timeout
-    )
-    if not await client.should_install_or_upgrade_release(current, resolved, values):
-        assert current is not None
-        return _result(chart, namespace, current.revision, current.status, "unchanged")
-    deployed_before = await _last_deployed(client, chart.release, namespace)
     try:
-        revision = await client.install_or_upgrade_release(
-            chart.release,
-            resolved,
-            values,
-            namespace=namespace,
-            create_namespace=False,
-            timeout=timeout,
-            wait=True,
-            disable_validation=True,  # the flag pyhelm3 mangles; see _FixedCommand
-        )
+        resolved = await client.get_chart(ref, repo=repo, version=chart.version)
     except PyhelmError as exc:
-        undone = await _undo(client, chart.release, namespace, deployed_before, timeout)
-        raise HelmReleaseError(
-            f"helm release {chart.release} ({chart.name} {chart.version}) in {namespace} "
-            f"failed: {exc.stderr.decode(errors='replace').strip()}; {undone}"
-        ) from None
+        raise _failure(f"{what}: fetching the chart", exc) from None
+    async with slot or nullcontext():
+        try:
+            # A release left pending-* by a run that was killed is put back first.
+            current = await client.get_proceedable_revision(
+                chart.release, namespace=namespace, timeout=timeout
+            )
+            if not await client.should_install_or_upgrade_release(current, resolved, values):
+                assert current is not None
+                return _result(chart, namespace, current.revision, current.status, "unchanged")
+            deployed_before = await _last_deployed(client, chart.release, namespace)
+        except PyhelmError as exc:
+            raise _failure(f"{what}: reading its state", exc) from None
+        try:
+            revision = await client.install_or_upgrade_release(
+                chart.release,
+                resolved,
+                values,
+                namespace=namespace,
+                create_namespace=False,
+                timeout=timeout,
+                wait=True,
+                disable_validation=True,  # the flag pyhelm3 mangles; see _FixedCommand
+            )
+        except PyhelmError as exc:
+            undone = await _undo(client, chart.release, namespace, deployed_before, timeout)
+            raise _failure(what, exc, undone) from None
     action = "upgraded" if deployed_before is not None else "installed"
     return _result(chart, namespace, revision.revision, revision.status, action)
 
@@ -259,23 +272,18 @@ class DeployedRelease:
 
 
 async def deployed_release(
-    *, helm: Path, kubeconfig: Path, release: str, namespace: str, concurrency: int = 4
+    *, helm: Path, kubeconfig: Path, release: str, namespace: str
 ) -> DeployedRelease | None:
     """The newest revision of ``release`` (``helm history``) with the values it was given
     (``helm get values``): what ``ensure_release`` compares before an upgrade. None when
-    the release is not installed. Changes nothing."""
+    the release is not installed. Changes nothing (and so takes no helm slot)."""
     command = _FixedCommand(executable=str(helm), kubeconfig=kubeconfig)
-    slots = _release_slots(concurrency)
-    await asyncio.to_thread(slots.acquire)
     try:
-        try:
-            newest = list(await command.history(release, max_revisions=1, namespace=namespace))
-        except ReleaseNotFoundError:
-            return None
-        revision = int(newest[-1]["revision"])
-        values = await command.get_values(release, namespace=namespace, revision=revision)
-    finally:
-        slots.release()
+        newest = list(await command.history(release, max_revisions=1, namespace=namespace))
+    except ReleaseNotFoundError:
+        return None
+    revision = int(newest[-1]["revision"])
+    values = await command.get_values(release, namespace=namespace, revision=revision)
     return DeployedRelease(
         release, namespace, newest[-1]["chart"], revision, newest[-1]["status"], values
     )
@@ -309,25 +317,20 @@ async def uninstall_release(
     release: str,
     namespace: str,
     timeout_seconds: float,
-    concurrency: int = 4,
+    slot: AbstractAsyncContextManager[Any] | None = None,
 ) -> bool:
-    """Uninstall one release and wait until its objects are gone; False when there was no
-    such release (a teardown run again finds nothing to do)."""
+    """Uninstall one release and wait until its objects are gone, holding ``slot`` (the
+    same bound as installs); False when there was no such release (a teardown run again
+    finds nothing to do)."""
     timeout = f"{max(1, int(timeout_seconds))}s"
     command = _FixedCommand(executable=str(helm), kubeconfig=kubeconfig, default_timeout=timeout)
-    slots = _release_slots(concurrency)  # the same bound as installs
-    await asyncio.to_thread(slots.acquire)
-    try:
-        await command.uninstall(release, namespace=namespace, wait=True, timeout=timeout)
-    except ReleaseNotFoundError:
-        return False
-    except PyhelmError as exc:
-        raise HelmReleaseError(
-            f"helm uninstall of {release} in {namespace} failed: "
-            f"{exc.stderr.decode(errors='replace').strip()}"
-        ) from None
-    finally:
-        slots.release()
+    async with slot or nullcontext():
+        try:
+            await command.uninstall(release, namespace=namespace, wait=True, timeout=timeout)
+        except ReleaseNotFoundError:
+            return False
+        except PyhelmError as exc:
+            raise _failure(f"helm uninstall of {release} in {namespace}", exc) from None
     return True
 
 
@@ -348,24 +351,21 @@ def apply_crds(api: k8s.ApiClient, crds: list[dict[str, Any]]) -> list[str]:
     changes = []
     for crd in crds:
         name = crd["metadata"]["name"]
-        try:
-            current = api.sanitize_for_serialization(
-                extensions.read_custom_resource_definition(name)
-            )
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            extensions.create_custom_resource_definition(crd)
-            changes.append(f"created {name}")
-            continue
-        if not crd_in_sync(current, crd):
-            crd = {
-                **crd,
-                "metadata": {
-                    **crd["metadata"],
-                    "resourceVersion": current["metadata"]["resourceVersion"],
-                },
-            }
-            extensions.replace_custom_resource_definition(name, crd)
-            changes.append(f"updated {name}")
+
+        def update(found: Any, crd: dict[str, Any] = crd, name: str = name) -> str | None:
+            current = api.sanitize_for_serialization(found)
+            if crd_in_sync(current, crd):
+                return None
+            version = current["metadata"]["resourceVersion"]
+            body = {**crd, "metadata": {**crd["metadata"], "resourceVersion": version}}
+            extensions.replace_custom_resource_definition(name, body)
+            return "updated"
+
+        change = converge_object(
+            lambda name=name: extensions.read_custom_resource_definition(name),
+            lambda crd=crd: extensions.create_custom_resource_definition(crd),
+            update,
+        )
+        if change:
+            changes.append(f"{change} {name}")
     return changes

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import base64
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 from botocore.signers import RequestSigner
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
 from prefect_kubernetes.credentials import KubernetesClusterConfig
 
 from tasks.aws.clients import AwsClients
@@ -22,6 +24,19 @@ from tasks.aws.errors import PermanentAwsError
 
 TOKEN_PREFIX = "k8s-aws-v1."
 TOKEN_SECONDS = 60
+# Every request to the cluster's API ends: connect within 10 s, the answer within 60 s (an
+# unreachable private endpoint or a stalled server must not hang a task).
+REQUEST_TIMEOUT = (10.0, 60.0)
+
+
+class BoundedApiClient(k8s.ApiClient):
+    """An ``ApiClient`` whose requests time out unless a call sets its own
+    ``_request_timeout``."""
+
+    def call_api(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("_request_timeout") is None:
+            kwargs["_request_timeout"] = REQUEST_TIMEOUT
+        return super().call_api(*args, **kwargs)
 
 
 def eks_token(aws: AwsClients, cluster: str) -> str:
@@ -52,9 +67,13 @@ def api_client(
 ) -> k8s.ApiClient:
     """A fresh client (tokens expire after minutes, so one per task call)."""
     if cluster_config is not None:
-        return k8s_config.new_client_from_config_dict(
-            cluster_config.config, context=cluster_config.context_name
+        configuration = k8s.Configuration()
+        k8s_config.load_kube_config_from_dict(
+            cluster_config.config,
+            context=cluster_config.context_name,
+            client_configuration=configuration,
         )
+        return BoundedApiClient(configuration)
     described: dict[str, Any] | None = describe_cluster(aws, cluster)
     if not described or not described.get("endpoint"):
         raise PermanentAwsError(
@@ -69,4 +88,30 @@ def api_client(
         configuration.ssl_ca_cert = handle.name
     configuration.api_key = {"authorization": eks_token(aws, cluster)}
     configuration.api_key_prefix = {"authorization": "Bearer"}
-    return k8s.ApiClient(configuration)
+    return BoundedApiClient(configuration)
+
+
+def converge_object(
+    read: Callable[[], Any],
+    create: Callable[[], Any],
+    update: Callable[[Any], str | None],
+) -> str | None:
+    """Read an object; create it when missing, else ``update`` it when it differs (returns
+    what changed). A create that finds the object made meanwhile (409 AlreadyExists: an
+    earlier attempt whose answer was lost, or a run that was killed) reads it again and
+    converges it like any object that existed."""
+    for _ in range(2):
+        try:
+            current = read()
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            try:
+                create()
+                return "created"
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                continue
+        return update(current)
+    raise RuntimeError("the object was created and deleted again while being converged")

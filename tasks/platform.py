@@ -1,8 +1,9 @@
 """Prefect tasks of workflows 2-7: one generic helm release, S3 storage, and the gates.
 
 A helm release's chart, version, namespace and timeout come from the catalogue; its values
-from the spec (``tasks.values``). Gates run one check per attempt; the flow gives them the
-spec's budget as retries (``tasks.gates.retry_policy``).
+from the spec (``tasks.values``). Releases, CRDs and buckets retry transient failures
+(``tasks.retries``). Gates run one check per attempt; the flow gives them the spec's
+budget as retries (``tasks.gates.retry_policy``).
 """
 
 from __future__ import annotations
@@ -12,26 +13,30 @@ from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
 from prefect import task
-from prefect.blocks.system import Secret
 from prefect.cache_policies import NONE
 
 from blueprint.catalogue import Component
 from blueprint.units import duration_seconds
-from tasks.aws.errors import AwsError, aws_call, retry_if_transient
+from tasks.aws.errors import AwsError, aws_call
 from tasks.aws.iam import SERVICE_ACCOUNT_ROLES
 from tasks.aws.identity import Identity
 from tasks.aws.s3 import ensure_bucket
 from tasks.context import RunContext, helm_binary
 from tasks.gates import (
     GateNotReady,
+    GateRefused,
     cluster_api_accessible,
     load_balancer_provisioned,
+    not_ready_unless_refused,
     prometheus_targets_discovered,
 )
 from tasks.helm import MANAGED_BY, apply_crds, chart_crds, ensure_namespace, ensure_release
+from tasks.inputs import dns_token
+from tasks.kube import converge_object
+from tasks.locks import helm_slot
 from tasks.progress import board
+from tasks.retries import CONVERGE
 from tasks.values import ValuesContext, bucket_name, chart_values
 
 DNS_TOKEN_SECRET = "external-dns-cloudflare"  # the k8s Secret external-dns reads (api-token)
@@ -64,22 +69,27 @@ def values_context(ctx: RunContext, namespaces: dict[str, str]) -> ValuesContext
 def _dns_token(ctx: RunContext, api: k8s.ApiClient, namespace: str) -> None:
     """external-dns reads its Cloudflare token from a Secret, filled from a Prefect Secret
     block (the token never appears in values, parameters or logs)."""
-    block = ctx.spec.ingress.external_dns.token_secret_block
-    token = Secret.load(block, _sync=True).get()
+    if ctx.spec.ingress.external_dns.provider != "cloudflare":
+        return
+    token = dns_token(ctx.spec)
     body = {
         "metadata": {"name": DNS_TOKEN_SECRET, "labels": dict(MANAGED_BY)},
         "type": "Opaque",
-        "data": {"api-token": base64.b64encode(str(token).encode()).decode()},
+        "data": {"api-token": base64.b64encode(token.encode()).decode()},
     }
     core = k8s.CoreV1Api(api)
-    try:
-        current = core.read_namespaced_secret(DNS_TOKEN_SECRET, namespace)
-        if (current.data or {}) != body["data"]:
-            core.replace_namespaced_secret(DNS_TOKEN_SECRET, namespace, body)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-        core.create_namespaced_secret(namespace, body)
+
+    def update(current: k8s.V1Secret) -> str | None:
+        if (current.data or {}) == body["data"]:
+            return None
+        core.replace_namespaced_secret(DNS_TOKEN_SECRET, namespace, body)
+        return "replaced"
+
+    converge_object(
+        lambda: core.read_namespaced_secret(DNS_TOKEN_SECRET, namespace),
+        lambda: core.create_namespaced_secret(namespace, body),
+        update,
+    )
 
 
 # Steps a release needs in the cluster before helm runs, by component.
@@ -88,19 +98,26 @@ BEFORE_RELEASE: dict[str, Callable[[RunContext, k8s.ApiClient, str], None]] = {
 }
 
 
-@task(name="helm-release", task_run_name="{component.name}", cache_policy=NONE)
+@task(name="helm-release", task_run_name="{component.name}", **CONVERGE)
 async def converge_release(
     ctx: RunContext, component: Component, namespaces: dict[str, str]
 ) -> dict[str, Any]:
     """Install or upgrade one chart; unchanged releases are left alone."""
     assert component.chart is not None and component.timeout is not None
-    with board.track(component.name, component.workflow):
-        namespace = namespaces[component.name]
+    name, workflow = component.name, component.workflow
+    with board.track(name, workflow):
+        namespace = namespaces[name]
         api = ctx.kube()
         ensure_namespace(api, namespace)
-        if component.name in BEFORE_RELEASE:
-            BEFORE_RELEASE[component.name](ctx, api, namespace)
-        values = chart_values(component.name, values_context(ctx, namespaces))
+        if name in BEFORE_RELEASE:
+            BEFORE_RELEASE[name](ctx, api, namespace)
+        values = chart_values(name, values_context(ctx, namespaces))
+        budget = ctx.pace.budget(float(duration_seconds(component.timeout)))
+        slot = helm_slot(
+            ctx.spec.platform.environment,
+            budget,
+            on_wait=lambda: board.note(name, workflow, "waiting for a helm slot"),
+        )
         with ctx.kubeconfig() as kubeconfig:
             result = await ensure_release(
                 helm=helm_binary(),
@@ -108,15 +125,15 @@ async def converge_release(
                 chart=component.chart,
                 namespace=namespace,
                 values=values,
-                timeout_seconds=ctx.pace.budget(float(duration_seconds(component.timeout))),
+                timeout_seconds=budget,
                 repository_override=ctx.target.chart_repository,
-                concurrency=ctx.spec.runtime.helm_concurrency,
+                slot=slot,
             )
-        board.note(component.name, component.workflow, result.action)
+        board.note(name, workflow, result.action)
         return result.__dict__
 
 
-@task(name="chart-crds", task_run_name="{component.name}", cache_policy=NONE)
+@task(name="chart-crds", task_run_name="{component.name}", **CONVERGE)
 async def converge_chart_crds(ctx: RunContext, component: Component) -> dict[str, Any]:
     """Apply a chart's CRDs ahead of the charts that create their custom resources."""
     assert component.chart is not None
@@ -127,14 +144,7 @@ async def converge_chart_crds(ctx: RunContext, component: Component) -> dict[str
         return {"crds": len(crds), "changes": changes}
 
 
-@task(
-    name="s3-bucket",
-    task_run_name="{component.name}",
-    cache_policy=NONE,
-    retries=3,
-    retry_delay_seconds=[2, 10, 30],
-    retry_condition_fn=retry_if_transient,
-)
+@task(name="s3-bucket", task_run_name="{component.name}", **CONVERGE)
 def converge_bucket(ctx: RunContext, component: Component) -> dict[str, Any]:
     assert component.storage is not None
     with board.track(component.name, component.workflow):
@@ -145,13 +155,23 @@ def converge_bucket(ctx: RunContext, component: Component) -> dict[str, Any]:
 def _gate_check(ctx: RunContext, component: Component) -> dict[str, Any]:
     try:
         api = ctx.kube()
-    except Exception as exc:  # no endpoint yet, token refused: not ready, try again
-        raise GateNotReady(f"cluster API unreachable: {exc}") from exc
-    if component.gate == "foundation":
-        return cluster_api_accessible(api)
-    if component.gate == "ingress":
-        return load_balancer_provisioned(api, ctx.spec.namespaces["ingress"], "ambassador")
-    return prometheus_targets_discovered(api, ctx.spec.namespaces["observability"], "prometheus")
+    except AwsError as exc:  # the cluster has no endpoint yet, or AWS throttles: not yet
+        if exc.code == "NoEndpoint" or exc.transient:
+            raise GateNotReady(f"cluster API unreachable: {exc}") from exc
+        raise
+    try:
+        if component.gate == "foundation":
+            return cluster_api_accessible(api)
+        namespaces = ctx.spec.namespaces
+        if component.gate == "ingress":
+            return load_balancer_provisioned(api, namespaces["ingress"], "ambassador")
+        return prometheus_targets_discovered(api, namespaces["observability"], "prometheus")
+    except (GateNotReady, GateRefused):
+        raise
+    except Exception as exc:
+        raise not_ready_unless_refused(f"gate {component.gate}", exc) from exc
+    finally:
+        api.close()
 
 
 @task(name="gate", task_run_name="{component.name}", cache_policy=NONE)

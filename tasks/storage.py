@@ -8,6 +8,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from blueprint.spec import StorageClassSettings
+from tasks.kube import converge_object
 from tasks.pace import Pace, poll_until
 
 EBS_CSI = "ebs.csi.aws.com"
@@ -59,36 +60,37 @@ def ensure_storage_classes(
     api: k8s.ApiClient, settings: StorageClassSettings, pace: Pace
 ) -> list[str]:
     """Converge both objects; returns what changed."""
-    changes: list[str] = []
     storage = k8s.StorageV1Api(api)
     wanted = storage_class_body(settings)
-    try:
-        current = api.sanitize_for_serialization(storage.read_storage_class(settings.name))
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-        storage.create_storage_class(wanted)
-        changes.append(f"created StorageClass {settings.name}")
-    else:
+
+    def update(found: Any) -> str | None:
+        current = api.sanitize_for_serialization(found)
         if any(current.get(k) != wanted[k] for k in _IMMUTABLE):
             # Immutable fields changed: replace the class (existing volumes keep theirs).
             storage.delete_storage_class(settings.name)
             storage.create_storage_class(wanted)
-            changes.append(f"replaced StorageClass {settings.name}")
-        else:
-            annotations = current.get("metadata", {}).get("annotations") or {}
-            drifted = current.get("allowVolumeExpansion") != wanted["allowVolumeExpansion"] or any(
-                annotations.get(k) != v for k, v in wanted["metadata"]["annotations"].items()
-            )
-            if drifted:
-                storage.patch_storage_class(
-                    settings.name,
-                    {
-                        "allowVolumeExpansion": wanted["allowVolumeExpansion"],
-                        "metadata": {"annotations": wanted["metadata"]["annotations"]},
-                    },
-                )
-                changes.append(f"updated StorageClass {settings.name}")
+            return "replaced"
+        annotations = current.get("metadata", {}).get("annotations") or {}
+        drifted = current.get("allowVolumeExpansion") != wanted["allowVolumeExpansion"] or any(
+            annotations.get(k) != v for k, v in wanted["metadata"]["annotations"].items()
+        )
+        if not drifted:
+            return None
+        storage.patch_storage_class(
+            settings.name,
+            {
+                "allowVolumeExpansion": wanted["allowVolumeExpansion"],
+                "metadata": {"annotations": wanted["metadata"]["annotations"]},
+            },
+        )
+        return "updated"
+
+    change = converge_object(
+        lambda: storage.read_storage_class(settings.name),
+        lambda: storage.create_storage_class(wanted),
+        update,
+    )
+    changes = [f"{change} StorageClass {settings.name}"] if change else []
     if settings.snapshots:
         changes += _ensure_snapshot_class(api, settings, pace)
     return changes
@@ -117,18 +119,20 @@ def _ensure_snapshot_class(
     )
     custom = k8s.CustomObjectsApi(api)
     group, version, plural = SNAPSHOT
+    name = settings.snapshot_class_name
     wanted = snapshot_class_body(settings)
-    try:
-        current = custom.get_cluster_custom_object(
-            group, version, plural, settings.snapshot_class_name
-        )
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
+
+    def create() -> None:
         custom.create_cluster_custom_object(group, version, plural, wanted)
-        return [f"created VolumeSnapshotClass {settings.snapshot_class_name}"]
-    if current.get("driver") != EBS_CSI or current.get("deletionPolicy") != "Delete":
-        custom.delete_cluster_custom_object(group, version, plural, settings.snapshot_class_name)
-        custom.create_cluster_custom_object(group, version, plural, wanted)
-        return [f"replaced VolumeSnapshotClass {settings.snapshot_class_name}"]
-    return []
+
+    def update(current: dict[str, Any]) -> str | None:
+        if current.get("driver") == EBS_CSI and current.get("deletionPolicy") == "Delete":
+            return None
+        custom.delete_cluster_custom_object(group, version, plural, name)
+        create()
+        return "replaced"
+
+    change = converge_object(
+        lambda: custom.get_cluster_custom_object(group, version, plural, name), create, update
+    )
+    return [f"{change} VolumeSnapshotClass {name}"] if change else []

@@ -8,7 +8,7 @@ from typing import Any
 
 from blueprint.spec import PlatformSpec
 from tasks.aws.clients import AwsClients
-from tasks.aws.errors import AwsError, PermanentAwsError, aws_call
+from tasks.aws.errors import AwsError, PermanentAwsError, aws_call, create_or_adopt
 from tasks.aws.iam import Roles, ensure_service_account_roles
 from tasks.aws.identity import Identity
 from tasks.aws.vpc import Network
@@ -92,11 +92,13 @@ def _log_group(spec: PlatformSpec, aws: AwsClients, changes: list[str]) -> None:
     with aws_call("logs:DescribeLogGroups"):
         groups = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
     group = next((g for g in groups if g["logGroupName"] == name), None)
-    if group is None:
-        with aws_call("logs:CreateLogGroup"):
-            logs.create_log_group(
-                logGroupName=name, tags=Identity.of(spec).tags(COMPONENT, "control-plane-logs")
-            )
+    if group is None and create_or_adopt(
+        "logs:CreateLogGroup",
+        lambda: logs.create_log_group(
+            logGroupName=name, tags=Identity.of(spec).tags(COMPONENT, "control-plane-logs")
+        ),
+        "ResourceAlreadyExistsException",
+    ):
         changes.append(f"created log group {name}")
     if group is None or group.get("retentionInDays") != days:
         with aws_call("logs:PutRetentionPolicy"):
@@ -167,22 +169,32 @@ def ensure_cluster(
     created = cluster is None
     if cluster is None:
         version = choose_version(offered_versions(aws), spec.eks.version_strategy, spec.eks.version)
-        with aws_call("eks:CreateCluster"):
-            aws("eks").create_cluster(
-                name=name,
-                version=version,
-                roleArn=roles.cluster_role_arn,
-                resourcesVpcConfig=_vpc_config(spec, network),
-                logging={"clusterLogging": [{"types": list(spec.eks.log_types), "enabled": True}]},
-                # The platform installs vpc-cni, kube-proxy and coredns as managed add-ons.
-                bootstrapSelfManagedAddons=False,
-                accessConfig={
-                    "authenticationMode": "API_AND_CONFIG_MAP",
-                    "bootstrapClusterCreatorAdminPermissions": True,
-                },
-                tags=Identity.of(spec).tags(COMPONENT),
+        # ResourceInUseException: created by an earlier attempt, or a run that was killed
+        created = (
+            create_or_adopt(
+                "eks:CreateCluster",
+                lambda: aws("eks").create_cluster(
+                    name=name,
+                    version=version,
+                    roleArn=roles.cluster_role_arn,
+                    resourcesVpcConfig=_vpc_config(spec, network),
+                    logging={
+                        "clusterLogging": [{"types": list(spec.eks.log_types), "enabled": True}]
+                    },
+                    # The platform installs vpc-cni, kube-proxy and coredns as managed add-ons.
+                    bootstrapSelfManagedAddons=False,
+                    accessConfig={
+                        "authenticationMode": "API_AND_CONFIG_MAP",
+                        "bootstrapClusterCreatorAdminPermissions": True,
+                    },
+                    tags=Identity.of(spec).tags(COMPONENT),
+                ),
+                "ResourceInUseException",
             )
-        changes.append(f"created cluster {name} (Kubernetes {version})")
+            is not None
+        )
+        if created:
+            changes.append(f"created cluster {name} (Kubernetes {version})")
     elif cluster["status"] == "FAILED":
         raise PermanentAwsError(
             "eks:DescribeCluster", "ClusterFailed", f"cluster {name} is FAILED; tear down and retry"

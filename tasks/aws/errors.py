@@ -8,8 +8,9 @@ that another attempt can fix (throttling that outlasted botocore, eventual consi
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from botocore.exceptions import (
     ClientError,
@@ -67,6 +68,9 @@ _SETTLING_MESSAGES = re.compile(
 )
 
 
+T = TypeVar("T")
+
+
 class AwsError(RuntimeError):
     """An AWS call failed; the message names the operation, the error code and AWS's cause."""
 
@@ -100,6 +104,18 @@ def is_transient(error: ClientError) -> bool:
     return status >= 500
 
 
+def resource_detail(response: dict) -> str:
+    """The status and health issues of the resource an EKS describe call returned (a
+    cluster, node group or add-on), e.g. ``status DEGRADED; NodeCreationFailure: ...``."""
+    for value in response.values():
+        if isinstance(value, dict) and "status" in value:
+            issues = value.get("health", {}).get("issues", [])
+            parts = [f"status {value['status']}"]
+            parts += [f"{i.get('code')}: {i.get('message')}" for i in issues]
+            return "; ".join(parts)
+    return ""
+
+
 def classify(action: str, error: Exception) -> AwsError:
     if isinstance(error, ClientError):
         code = error_code(error)
@@ -109,12 +125,14 @@ def classify(action: str, error: Exception) -> AwsError:
     if isinstance(error, BotoConnectionError | ReadTimeoutError):
         return TransientAwsError(action, type(error).__name__, str(error))
     if isinstance(error, WaiterError):
-        reason = str(error)
-        last = (error.last_response or {}).get("Error", {})
-        code = last.get("Code", "WaiterFailed")
-        # A waiter that hit a failure state (e.g. FAILED cluster) will not heal by waiting.
-        cls = PermanentAwsError if "terminal failure state" in reason else TransientAwsError
-        return cls(action, code, reason)
+        last = error.last_response or {}
+        code = last.get("Error", {}).get("Code", "WaiterFailed")
+        # Out of attempts or in a failure state, waiting again would not help: the budget
+        # was the waiter's. Only an error the waiter met on the way may be transient.
+        transient = code in THROTTLING or code in SERVER_SIDE
+        detail = resource_detail(last)
+        reason = f"{error}; last seen: {detail}" if detail else str(error)
+        return (TransientAwsError if transient else PermanentAwsError)(action, code, reason)
     raise error
 
 
@@ -127,12 +145,14 @@ def aws_call(action: str) -> Iterator[None]:
         raise classify(action, exc) from exc
 
 
-def retry_if_transient(task, task_run, state) -> bool:
-    """Prefect ``retry_condition_fn``: retry only what another attempt can fix."""
+def create_or_adopt(action: str, create: Callable[[], T], *exists: str) -> T | None:
+    """Call a create; None when AWS answers that it exists already (``exists`` codes: an
+    earlier attempt whose answer was lost, or a run killed after the call), so the caller
+    reads the existing one and converges it instead of failing."""
     try:
-        state.result()
+        with aws_call(action):
+            return create()
     except AwsError as exc:
-        return exc.transient
-    except Exception:
-        return False
-    return False
+        if exc.code in exists:
+            return None
+        raise

@@ -10,7 +10,7 @@ from urllib.parse import quote, unquote
 
 from blueprint.spec import PlatformSpec, bucket_name
 from tasks.aws.clients import AwsClients
-from tasks.aws.errors import AwsError, aws_call
+from tasks.aws.errors import AwsError, aws_call, create_or_adopt
 from tasks.aws.identity import Identity
 
 COMPONENT = "iam"
@@ -99,6 +99,15 @@ class _Roles:
         self.iam, self.me = aws("iam"), Identity.of(spec)
         self.changes: list[str] = []
 
+    def _get(self, name: str) -> dict | None:
+        try:
+            with aws_call("iam:GetRole"):
+                return self.iam.get_role(RoleName=name)["Role"]
+        except AwsError as exc:
+            if exc.code != "NoSuchEntity":
+                raise
+        return None
+
     def role(
         self,
         name: str,
@@ -107,27 +116,26 @@ class _Roles:
         inline: dict | None = None,
     ) -> str:
         tags = self.me.tag_list(COMPONENT, name)
-        try:
-            with aws_call("iam:GetRole"):
-                role = self.iam.get_role(RoleName=name)["Role"]
-        except AwsError as exc:
-            if exc.code != "NoSuchEntity":
-                raise
-            with aws_call("iam:CreateRole"):
-                role = self.iam.create_role(
+        role = self._get(name)
+        if role is None:
+            created = create_or_adopt(
+                "iam:CreateRole",
+                lambda: self.iam.create_role(
                     RoleName=name,
                     AssumeRolePolicyDocument=json.dumps(trust),
                     Description=f"{self.me.prefix} platform: {name}",
                     Tags=tags,
-                )["Role"]
-            self.changes.append(f"created role {name}")
-        else:
-            if _document(role["AssumeRolePolicyDocument"]) != trust:
-                with aws_call("iam:UpdateAssumeRolePolicy"):
-                    self.iam.update_assume_role_policy(
-                        RoleName=name, PolicyDocument=json.dumps(trust)
-                    )
-                self.changes.append(f"updated trust of {name}")
+                )["Role"],
+                "EntityAlreadyExists",
+            )
+            if created is not None:
+                self.changes.append(f"created role {name}")
+            role = created or self._get(name)
+            assert role is not None, name
+        if _document(role["AssumeRolePolicyDocument"]) != trust:
+            with aws_call("iam:UpdateAssumeRolePolicy"):
+                self.iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
+            self.changes.append(f"updated trust of {name}")
         with aws_call("iam:ListAttachedRolePolicies"):
             attached = {
                 p["PolicyArn"]
@@ -211,15 +219,23 @@ def ensure_service_account_roles(
         arns = [p["Arn"] for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]]
     provider = next((a for a in arns if a.endswith(f"oidc-provider/{host}")), None)
     if provider is None:
-        with aws_call("iam:CreateOpenIDConnectProvider"):
-            provider = iam.create_open_id_connect_provider(
+        provider = create_or_adopt(
+            "iam:CreateOpenIDConnectProvider",
+            lambda: iam.create_open_id_connect_provider(
                 Url=oidc_issuer,
                 ClientIDList=["sts.amazonaws.com"],
                 # IAM no longer checks thumbprints for EKS issuers; the field stays required.
                 ThumbprintList=["9e99a48a9960b14926bb7f3b02e22da2b0ab7280"],
                 Tags=me.tag_list(COMPONENT, "oidc"),
-            )["OpenIDConnectProviderArn"]
-        changes.append(f"created OIDC provider for {host}")
+            )["OpenIDConnectProviderArn"],
+            "EntityAlreadyExists",
+        )
+        if provider is None:  # created meanwhile: it is the one for this issuer
+            with aws_call("iam:ListOpenIDConnectProviders"):
+                listed = iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
+            provider = next(p["Arn"] for p in listed if p["Arn"].endswith(f"/{host}"))
+        else:
+            changes.append(f"created OIDC provider for {host}")
     roles = _Roles(spec, aws)
     result = {}
     for suffix, namespace, account, managed, inline in SERVICE_ACCOUNT_ROLES:

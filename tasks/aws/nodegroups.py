@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +15,7 @@ import yaml
 from blueprint.instance_types import INSTANCE_TYPES
 from blueprint.spec import NodeGroup, NodeReservations, PlatformSpec
 from tasks.aws.clients import AwsClients
-from tasks.aws.errors import AwsError, PermanentAwsError, aws_call
+from tasks.aws.errors import AwsError, PermanentAwsError, aws_call, create_or_adopt
 from tasks.aws.identity import COMPONENT_TAG, Identity
 from tasks.aws.vpc import Network
 from tasks.pace import Pace
@@ -107,8 +106,9 @@ class _NodeGroups:
         except AwsError as exc:
             if "NotFound" not in exc.code and "NotFoundException" not in exc.code:
                 raise
-            with aws_call("ec2:CreateLaunchTemplate"):
-                created = self.ec2.create_launch_template(
+            created = create_or_adopt(
+                "ec2:CreateLaunchTemplate",
+                lambda: self.ec2.create_launch_template(
                     LaunchTemplateName=template_name,
                     VersionDescription=digest,
                     LaunchTemplateData=data,
@@ -118,7 +118,11 @@ class _NodeGroups:
                             "Tags": self.me.tag_list(COMPONENT, name),
                         }
                     ],
-                )["LaunchTemplate"]
+                )["LaunchTemplate"],
+                "InvalidLaunchTemplateName.AlreadyExistsException",
+            )
+            if created is None:  # made meanwhile: converge it as found
+                return self.launch_template(name, group)
             self.changes.append(f"created launch template {template_name}")
             return created["LaunchTemplateId"], str(created["LatestVersionNumber"])
         template_id = found["LaunchTemplateId"]
@@ -146,7 +150,8 @@ class _NodeGroups:
                 return None
             raise
 
-    def ensure(self, name: str, group: NodeGroup, network: Network, node_role: str) -> dict:
+    def ensure(self, name: str, group: NodeGroup, network: Network, node_role: str) -> None:
+        """Create or update the group; returns without waiting (``wait_active`` waits)."""
         template_id, version = self.launch_template(name, group)
         scaling = {
             "minSize": group.min_size,
@@ -156,8 +161,9 @@ class _NodeGroups:
         arch = INSTANCE_TYPES[group.instance_types[0]].arch
         current = self.describe(name)
         if current is None:
-            with aws_call("eks:CreateNodegroup"):
-                self.eks.create_nodegroup(
+            created = create_or_adopt(
+                "eks:CreateNodegroup",
+                lambda: self.eks.create_nodegroup(
                     clusterName=self.cluster,
                     nodegroupName=name,
                     scalingConfig=scaling,
@@ -170,10 +176,17 @@ class _NodeGroups:
                     launchTemplate={"id": template_id, "version": version},
                     updateConfig={"maxUnavailable": 1},
                     tags=self.me.tags(COMPONENT, name),
-                )
-            self.changes.append(f"created node group {name}")
-        else:
+                ),
+                "ResourceInUseException",  # made by an earlier attempt or a killed run
+            )
+            if created is not None:
+                self.changes.append(f"created node group {name}")
+                return
+            current = self.describe(name)
+        if current is not None:
             self._reconcile(name, group, current, scaling, template_id, version)
+
+    def wait_active(self, name: str) -> dict:
         with aws_call("eks:DescribeNodegroup (wait ACTIVE)"):
             self.eks.get_waiter("nodegroup_active").wait(
                 clusterName=self.cluster,
@@ -251,14 +264,13 @@ class _NodeGroups:
 def ensure_node_groups(
     spec: PlatformSpec, aws: AwsClients, network: Network, node_role_arn: str, pace: Pace
 ) -> NodeGroups:
-    """Converge every node group of the spec (concurrently: each waits for its own nodes)."""
+    """Converge every node group of the spec; they come up side by side."""
     converger = _NodeGroups(spec, aws, pace)
-    with ThreadPoolExecutor(max_workers=len(spec.node_groups)) as pool:
-        futures = {
-            name: pool.submit(converger.ensure, name, group, network, node_role_arn)
-            for name, group in spec.node_groups.items()
-        }
-        groups = {name: future.result() for name, future in futures.items()}
+    # All are created (or updated) first, so AWS brings them up side by side; the waits
+    # then run in this thread, where the task's timeout can interrupt them.
+    for name, group in spec.node_groups.items():
+        converger.ensure(name, group, network, node_role_arn)
+    groups = {name: converger.wait_active(name) for name in spec.node_groups}
     for name in converger.strays():
         delete_node_group(spec, aws, name, pace)
         converger.changes.append(f"deleted node group {name} (not in the spec)")

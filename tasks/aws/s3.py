@@ -8,7 +8,7 @@ from typing import Any
 
 from blueprint.spec import ObjectStorage, PlatformSpec, bucket_name, object_storage
 from tasks.aws.clients import AwsClients
-from tasks.aws.errors import AwsError, aws_call
+from tasks.aws.errors import AwsError, aws_call, create_or_adopt
 from tasks.aws.identity import Identity, tag_dict
 
 COMPONENT = "object-storage"
@@ -58,9 +58,12 @@ def ensure_bucket(spec: PlatformSpec, aws: AwsClients, part: str) -> Bucket:
         request: dict[str, Any] = {"Bucket": name}
         if aws.region != "us-east-1":  # us-east-1 rejects an explicit location constraint
             request["CreateBucketConfiguration"] = {"LocationConstraint": aws.region}
-        with aws_call("s3:CreateBucket"):
-            s3.create_bucket(**request)
-        changes.append(f"created bucket {name}")
+        # BucketAlreadyOwnedByYou: an earlier attempt made it; BucketAlreadyExists (another
+        # account's) stays an error, since the name is global.
+        if create_or_adopt(
+            "s3:CreateBucket", lambda: s3.create_bucket(**request), "BucketAlreadyOwnedByYou"
+        ):
+            changes.append(f"created bucket {name}")
     wanted_tags = me.tags(COMPONENT, part)
     try:
         with aws_call("s3:GetBucketTagging"):

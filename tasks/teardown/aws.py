@@ -13,7 +13,7 @@ from tasks.aws.nodegroups import delete_node_groups
 from tasks.aws.s3 import delete_bucket
 from tasks.aws.vpc import delete_network
 from tasks.context import RunContext
-from tasks.foundation import CONVERGE
+from tasks.retries import CONVERGE
 from tasks.teardown.cluster import wait_gone
 
 

@@ -7,7 +7,6 @@ from tasks.helm import MANAGED_BY
 LOAD_BALANCER_SECONDS = 10 * 60  # as long as the ingress gate gives one to appear
 NAMESPACE_SECONDS = 5 * 60
 RELEASE_SECONDS = 5 * 60  # helm's own default, for a release the catalogue does not list
-KUBE_REQUEST_SECONDS = 10  # a private endpoint out of reach must not hang the run
 PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 # A delete answers with the object or with a Status, depending on the resource and the
 # server's version: the answer is not read.

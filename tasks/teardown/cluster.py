@@ -15,13 +15,12 @@ from prefect.cache_policies import NONE
 from blueprint.catalogue import Catalogue, ChartRef
 from tasks.aws.loadbalancers import LoadBalancer, cluster_load_balancers, delete_load_balancer
 from tasks.context import RunContext, helm_binary
-from tasks.foundation import CONVERGE
 from tasks.helm import chart_crds
 from tasks.pace import WaitTimeout, poll_until
+from tasks.retries import CONVERGE
 from tasks.storage import SNAPSHOT
 from tasks.teardown.base import (
     HELM_RELEASE_ANNOTATIONS,
-    KUBE_REQUEST_SECONDS,
     LOAD_BALANCER_SECONDS,
     NAMESPACE_SECONDS,
     NO_BODY,
@@ -54,7 +53,7 @@ def delete_load_balancer_services(ctx: RunContext, releases: list[Release]) -> l
         keys = {r.key for r in releases}
 
         def platform_services() -> list[str]:
-            listed = core.list_service_for_all_namespaces(_request_timeout=KUBE_REQUEST_SECONDS)
+            listed = core.list_service_for_all_namespaces()
             return sorted(
                 f"{s.metadata.namespace}/{s.metadata.name}"
                 for s in listed.items
@@ -122,7 +121,7 @@ def remove_cloud_load_balancers(ctx: RunContext, services: list[str]) -> list[st
 def _stuck_namespaces(core: k8s.CoreV1Api, names: list[str]) -> list[str]:
     """Each namespace still there, with what its status says it waits for."""
     out = []
-    for namespace in core.list_namespace(_request_timeout=KUBE_REQUEST_SECONDS).items:
+    for namespace in core.list_namespace().items:
         if namespace.metadata.name not in names:
             continue
         reasons = [
@@ -135,7 +134,7 @@ def _stuck_namespaces(core: k8s.CoreV1Api, names: list[str]) -> list[str]:
 
 
 def _claimed_volumes(core: k8s.CoreV1Api, namespaces: list[str]) -> list[str]:
-    volumes = core.list_persistent_volume(_request_timeout=KUBE_REQUEST_SECONDS).items
+    volumes = core.list_persistent_volume().items
     return sorted(
         v.metadata.name
         for v in volumes

@@ -16,10 +16,10 @@ from blueprint.spec import PlatformSpec
 from blueprint.units import duration_seconds
 from tasks.aws.errors import TransientAwsError
 from tasks.context import RunContext, helm_binary
-from tasks.foundation import CONVERGE
 from tasks.helm import list_releases, uninstall_release
+from tasks.locks import helm_slot
+from tasks.retries import CONVERGE
 from tasks.teardown.base import (
-    KUBE_REQUEST_SECONDS,
     RELEASE_SECONDS,
     managed_selector,
 )
@@ -48,9 +48,7 @@ def catalogue_releases(spec: PlatformSpec, catalogue: Catalogue) -> dict[str, Co
 
 def managed_namespaces(api: k8s.ApiClient) -> list[str]:
     """Namespaces the platform created (labelled when created; see tasks/helm.py)."""
-    listed = k8s.CoreV1Api(api).list_namespace(
-        label_selector=managed_selector(), _request_timeout=KUBE_REQUEST_SECONDS
-    )
+    listed = k8s.CoreV1Api(api).list_namespace(label_selector=managed_selector())
     return sorted(n.metadata.name for n in listed.items)
 
 
@@ -135,7 +133,7 @@ def cluster_access(ctx: RunContext) -> str | None:
     answer: a cluster taken for out of reach has its releases and Services skipped."""
     try:
         with ctx.kube() as api:
-            k8s.VersionApi(api).get_code(_request_timeout=KUBE_REQUEST_SECONDS)
+            k8s.VersionApi(api).get_code()
     except TransientAwsError:
         raise
     except Exception as exc:
@@ -162,6 +160,6 @@ async def uninstall(ctx: RunContext, release: Release) -> list[str]:
             release=release.name,
             namespace=release.namespace,
             timeout_seconds=release.timeout_seconds,
-            concurrency=ctx.spec.runtime.helm_concurrency,
+            slot=helm_slot(ctx.spec.platform.environment, release.timeout_seconds),
         )
     return [f"release {release.key}"] if removed else []

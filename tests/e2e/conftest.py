@@ -15,6 +15,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 from blocks.target import PlatformTarget, sandbox_target
 from blueprint.loader import load_spec
+from blueprint.spec import dns_token_block as token_block_of
 from sandbox.stack import SandboxStack
 from sandbox.tools import ensure_tools
 from tasks.context import HELM_ENV
@@ -51,6 +52,6 @@ def target(
 
 @pytest.fixture(scope="module")
 def dns_token_block(prefect_api: None) -> str:
-    name = load_spec("sandbox").ingress.external_dns.token_secret_block
+    name = token_block_of(load_spec("sandbox"))
     Secret(value=DNS_TOKEN).save(name, overwrite=True)
     return name

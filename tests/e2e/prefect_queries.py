@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from prefect import get_client
@@ -70,3 +71,13 @@ async def artifact_table(key: str) -> list[dict[str, Any]]:
         assert found, f"no artifact {key!r}"
         data = found[0].data
         return json.loads(data) if isinstance(data, str) else data
+
+
+RUN_NAME = re.compile(r"^(?P<what>.+)-(?P<stamp>\d{8}-\d{6})$")
+
+
+def unstamped(name: str) -> str:
+    """A flow run's name without its UTC time (``bootstrap-sandbox-20261203-093000``)."""
+    matched = RUN_NAME.match(name)
+    assert matched, f"run name {name!r} has no time"
+    return matched["what"]

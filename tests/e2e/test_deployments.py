@@ -17,9 +17,10 @@ import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from blueprint.loader import load_spec
-from blueprint.spec import WORKFLOWS
+from blueprint.spec import WORKFLOWS, dns_token_block
 from platformctl import services
 from tests.e2e import prefect_queries
+from tests.e2e.prefect_queries import unstamped
 
 ROOT = Path(__file__).resolve().parents[2]
 PLATFORMCTL = Path(sys.executable).with_name("platformctl")
@@ -101,10 +102,11 @@ def test_stack_up_deploys_everything_and_the_platform_run_completes(stack: Stack
         assert step in state["timings"]
     last = state["last_run"]
     assert last["state"] == "Completed"
-    assert last["flow_run"] == "bootstrap-sandbox"
+    assert unstamped(last["flow_run"]) == "bootstrap-sandbox"
     assert f"run in the UI: {last['url']}" in out
     # Every workflow is its own subflow run, readable in the UI, with its components.
-    assert sorted(w["name"] for w in last["workflows"]) == sorted(f"{w}-sandbox" for w in WORKFLOWS)
+    names = sorted(unstamped(w["name"]) for w in last["workflows"])
+    assert names == sorted(f"{w}-sandbox" for w in WORKFLOWS)
     assert all(w["state"] == "Completed" for w in last["workflows"])
     assert all(w["tasks"] == w["tasks_completed"] > 0 for w in last["workflows"])
     assert "foundation-validation" in last["artifacts"]
@@ -128,7 +130,7 @@ def test_stack_up_deploys_everything_and_the_platform_run_completes(stack: Stack
 
 def test_sandbox_blocks_are_saved_and_linked(stack: Stack) -> None:
     blocks = stack.api("blocks")
-    token = SPEC.ingress.external_dns.token_secret_block
+    token = dns_token_block(SPEC)
     assert {
         "platform-target/sandbox",
         "aws-credentials/sandbox",

@@ -890,10 +890,25 @@ def test_errors_that_are_not_client_errors():
         last_response={"cluster": {"status": "FAILED"}},
     )
     assert isinstance(classify("eks:DescribeCluster", failed_state), PermanentAwsError)
+    # Out of attempts, the budget was the waiter's: permanent, with what it last saw.
+    degraded = {
+        "nodegroup": {
+            "status": "DEGRADED",
+            "health": {"issues": [{"code": "NodeCreationFailure", "message": "no capacity"}]},
+        }
+    }
     out_of_time = WaiterError(
-        name="ClusterActive", reason="Max attempts exceeded", last_response={}
+        name="NodegroupActive", reason="Max attempts exceeded", last_response=degraded
     )
-    assert isinstance(classify("eks:DescribeCluster", out_of_time), TransientAwsError)
+    classified = classify("eks:DescribeNodegroup", out_of_time)
+    assert isinstance(classified, PermanentAwsError)
+    assert "status DEGRADED; NodeCreationFailure: no capacity" in str(classified)
+    throttled = WaiterError(
+        name="ClusterActive",
+        reason="Unexpected error encountered",
+        last_response={"Error": {"Code": "ThrottlingException"}},
+    )
+    assert isinstance(classify("eks:DescribeCluster", throttled), TransientAwsError)
     with pytest.raises(ValueError):
         classify("anything", ValueError("not an AWS error"))
 
