@@ -45,14 +45,21 @@ class ComponentsFailed(RuntimeError):
 
 
 class Readiness:
-    """How each component of a run ended: True when it completed. Created in the flow's
-    event loop; dependants await it there."""
+    """How each component of a run ended (True when it completed), and which workflows
+    have begun. Created in the flow's event loop; dependants await it there."""
 
     def __init__(self, components: list[str]):
         loop = asyncio.get_running_loop()
         self._outcomes: dict[str, asyncio.Future[bool]] = {
             name: loop.create_future() for name in components
         }
+        self._begun: dict[str, asyncio.Event] = {}
+
+    def begin(self, workflow: str) -> None:
+        self._begun.setdefault(workflow, asyncio.Event()).set()
+
+    async def begun(self, workflow: str) -> None:
+        await self._begun.setdefault(workflow, asyncio.Event()).wait()
 
     def covers(self, name: str) -> bool:
         return name in self._outcomes
@@ -127,6 +134,7 @@ class ComponentRun:
                 await self._skip(component, f"needs not met: {', '.join(unmet)}")
                 return
             upstream = [self.futures[n] for n in self.needs[name] if n in self.futures]
+            board.submitted(name, workflow)
             future = self.launch(component, self.futures, upstream)
             self.futures[name] = future
             ok = self._record_outcome(component, future, await settled(future))

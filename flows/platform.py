@@ -16,6 +16,7 @@ from prefect import flow
 
 from blueprint.catalogue import load_catalogue
 from blueprint.errors import SpecError
+from blueprint.plan import plan
 from blueprint.spec import WORKFLOWS
 from flows.budget import budget
 from flows.dag import Readiness, readiness
@@ -64,15 +65,29 @@ async def bootstrap_platform(
     preflight(ctx.spec, components_of(catalogue, chosen))  # ... and here, for every workflow
     limits = budget(ctx, chosen)
 
+    # Workflows whose first component can start earliest go first (foundation, then the
+    # observability buckets). Their flow runs are created one at a time: Prefect's SQLite
+    # database answers concurrent writes with 503, and the client backs off 2 s, then 4 s.
+    planned = plan(ctx.spec, catalogue).components
+    first_start = {w: min(c.start_min for c in planned if c.workflow == w) for w in chosen}
+    creating = asyncio.Lock()
+
     async def start(workflow: str, record: Readiness):
         subflow = WORKFLOW_FLOWS[workflow].with_options(timeout_seconds=limits.workflows[workflow])
         try:
-            return await subflow(
-                environment=environment,
-                time_scale=ctx.pace.time_scale,
-                spec_file=spec_file,
-                return_state=True,
-            )
+            async with creating:
+                running = asyncio.ensure_future(
+                    subflow(
+                        environment=environment,
+                        time_scale=ctx.pace.time_scale,
+                        spec_file=spec_file,
+                        return_state=True,
+                    )
+                )
+                begun = asyncio.ensure_future(record.begun(workflow))
+                await asyncio.wait([running, begun], return_when=asyncio.FIRST_COMPLETED)
+                begun.cancel()
+            return await running
         finally:  # a workflow that stopped early leaves its dependants nothing to wait for
             record.abandon([c.name for c in components_of(catalogue, [workflow])])
 
@@ -81,7 +96,9 @@ async def bootstrap_platform(
         record = Readiness([c.name for c in components_of(catalogue, chosen)])
         token = readiness.set(record)
         try:
-            states = await asyncio.gather(*(start(w, record) for w in chosen))
+            order = sorted(chosen, key=lambda w: first_start[w])
+            started = await asyncio.gather(*(start(w, record) for w in order))
+            states = [started[order.index(w)] for w in chosen]
         finally:
             readiness.reset(token)
     outcome: dict[str, Any] = {}

@@ -49,7 +49,8 @@ async def run_workflow(workflow: str, ctx: RunContext) -> dict[str, Any]:
     the inputs and holds the environment; started alone, the workflow does both itself."""
     catalogue = load_catalogue()
     components = components_of(catalogue, [workflow])
-    if readiness.get() is not None:
+    if (shared := readiness.get()) is not None:
+        shared.begin(workflow)
         return await _run(workflow, ctx, catalogue, components)
     preflight(ctx.spec, components)  # bad input stops here, before anything is touched
     async with exclusive(ctx, budget(ctx, [workflow]).run, f"workflow {workflow}"):

@@ -83,24 +83,36 @@ class Progress:
 
 
 def scheduling(board: Board, needs: dict[str, dict[str, str]]) -> dict[str, Any]:
-    """How late each component started after its last need finished (a component with no
-    needs in the run: after the run's first start), and the median, p95 and max."""
+    """How late each component followed its last need (a component with no need in the
+    run: the run's first start): ``submitted`` is when the run noticed and submitted its
+    task, ``started`` when its work began (Prefect's task start included). Each with
+    every component's delay and the median, p95 and max."""
     runs = {n: r for n, r in board.runs.items() if r.started_at is not None}
     if not runs:
-        return {"delays_s": {}}
+        return {}
     first = min(r.started_at for r in runs.values() if r.started_at is not None)
-    delays = {}
-    for name, run in runs.items():
+    ready: dict[str, float] = {}
+    for name in runs:
         done = [board.runs[n].finished_at for n in needs.get(name, {}) if n in board.runs]
-        if None in done:
-            continue
-        ready = max([f for f in done if f is not None], default=first)
-        delays[name] = round(max(0.0, (run.started_at or ready) - ready), 4)
-    ordered = sorted(delays.values())
+        if None not in done:
+            ready[name] = max([f for f in done if f is not None], default=first)
+
+    def delays(moment: str) -> dict[str, Any]:
+        at = {n: getattr(runs[n], f"{moment}_at") for n in ready}
+        return _delays({n: at[n] - t for n, t in ready.items() if at[n] is not None})
+
+    return {"submitted": delays("submitted"), "started": delays("started")}
+
+
+def _delays(delays: dict[str, float]) -> dict[str, Any]:
+    known = {n: round(max(0.0, d), 4) for n, d in delays.items()}
+    ordered = sorted(known.values())
+    if not ordered:
+        return {"delays_s": {}}
     return {
-        "delays_s": delays,
+        "delays_s": known,
         "median_s": round(statistics.median(ordered), 4),
-        "p95_s": round(ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)], 4),
+        "p95_s": ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)],
         "max_s": ordered[-1],
     }
 

@@ -22,6 +22,7 @@ class ComponentRun:
     name: str
     workflow: str
     status: str = "pending"  # pending | running | waiting | completed | failed | skipped
+    submitted_at: float | None = None  # when its needs were met and its task submitted
     started_at: float | None = None
     finished_at: float | None = None
     detail: str = ""
@@ -34,7 +35,7 @@ class ComponentRun:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("started_at", "finished_at"):
+        for key in ("submitted_at", "started_at", "finished_at"):
             if data[key] is not None:
                 data[key] = datetime.fromtimestamp(data[key], UTC).isoformat()
         data["duration_s"] = self.duration_s
@@ -58,6 +59,9 @@ class Board:
 
     def plan(self, name: str, workflow: str) -> None:
         self._update(name, workflow, status="pending")
+
+    def submitted(self, name: str, workflow: str) -> None:
+        self._update(name, workflow, submitted_at=time.time())
 
     def _update(self, name: str, workflow: str, **changes: Any) -> ComponentRun:
         with self._lock:
