@@ -69,12 +69,14 @@ def load_spec_data(
     """The merged, not yet validated spec document."""
     folder = directory or config_dir()
     data = read_yaml(folder / DEFAULTS_FILE)
-    if env:
-        overlay = folder / ENVIRONMENTS_DIR / f"{env}.yaml"
-        if not overlay.is_file():
-            known = ", ".join(environments(folder)) or "none"
-            raise SpecError([f"--env: unknown environment {env!r} (known: {known})"])
-        data = deep_merge(data, read_yaml(overlay))
+    if env is not None:
+        # A name, not a path: "../platform" would read the defaults as an overlay, and an
+        # empty name would plan for no environment at all.
+        known = environments(folder)
+        if env not in known:
+            listed = ", ".join(known) or "none"
+            raise SpecError([f"--env: unknown environment {env!r} (known: {listed})"])
+        data = deep_merge(data, read_yaml(folder / ENVIRONMENTS_DIR / f"{env}.yaml"))
     if spec_file:
         data = deep_merge(data, read_yaml(Path(spec_file)))
     return data

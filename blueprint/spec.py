@@ -591,6 +591,17 @@ class HealthMonitoring(Model):
     revalidation_cron: str = Field(
         description="Cron of the scheduled re-validation run (5 fields, UTC)"
     )
+    drift_notification_block: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*$",
+        description="Prefect notification block told when drift is detected, as "
+        "<block type>/<name> (e.g. slack-webhook/platform-team); empty: nobody is told",
+    )
+    remediate_on_drift: bool = Field(
+        default=False,
+        description="When drift is detected, start a remediation run (revalidate_platform "
+        "with remediate=true) at once instead of waiting for someone to",
+    )
 
     @field_validator("revalidation_cron")
     @classmethod

@@ -281,6 +281,9 @@ def _event(name: str, environment: str, findings: dict[str, Finding], remediate:
         resource={
             "prefect.resource.id": EVENT_RESOURCE.format(environment=environment),
             "prefect.resource.name": environment,
+            "platform.environment": environment,
+            # A remediation's own findings are not answered with another remediation.
+            "platform.remediating": str(remediate).lower(),
         },
         payload={
             "counts": dict(counts),

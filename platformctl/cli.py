@@ -167,6 +167,25 @@ def inventory(
     render_inventory(found, Console(highlight=False))
 
 
+@app.command("automations")
+def automations_command(env: EnvOption = None, spec: SpecOption = None) -> None:
+    """Create or update the environment's drift automation in the Prefect API: a
+    notification, and a remediation run where the spec says so."""
+    import asyncio
+
+    from platformctl import automations
+
+    quiet_prefect()
+    try:
+        if env is None:
+            raise SpecError(["--env: name the environment whose automation to apply"])
+        applied = asyncio.run(automations.apply(load_spec(env, spec)))
+    except SpecError as exc:
+        fail(exc)
+    actions = ", ".join(applied["actions"]) or "no actions"
+    Console(highlight=False).print(f"{applied['automation']}: {applied['done']} ({actions})")
+
+
 def _add_subcommands() -> None:
     from platformctl.sandbox_cli import app as sandbox_app
     from platformctl.stack_cli import app as stack_app

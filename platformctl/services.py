@@ -7,13 +7,14 @@ SIGINT ignored, and a Prefect worker started that way would not stop on either s
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
+
+from sandbox.processes import alive, start_ticks
 
 PREFERRED_PORT = 4200  # Prefect's own default: the UI address people expect
 
@@ -40,8 +41,9 @@ def _default_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def start(command: list[str], env: dict[str, str], log: Path, cwd: Path) -> int:
-    """Start ``command`` detached, output to ``log``; returns its pid (= process group)."""
+def start(command: list[str], env: dict[str, str], log: Path, cwd: Path) -> dict[str, int]:
+    """Start ``command`` detached, output to ``log``; returns its pid (= process group) and
+    its start time, which ``stop`` checks before signalling."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         process = subprocess.Popen(
@@ -54,52 +56,7 @@ def start(command: list[str], env: dict[str, str], log: Path, cwd: Path) -> int:
             start_new_session=True,
             preexec_fn=_default_signals,
         )
-    return process.pid
-
-
-def alive(pid: int) -> bool:
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
-        if done:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def group_members(pgid: int) -> list[int]:
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(stat.parent.name))
-    return members
-
-
-def stop(pgid: int, timeout: float = 20) -> str:
-    """SIGTERM the group, SIGKILL what is left after ``timeout``; says which it took."""
-    for sig, wait, outcome in (
-        (signal.SIGTERM, timeout, "stopped"),
-        (signal.SIGKILL, 5, "killed"),
-    ):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return "stopped"
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            alive(pgid)  # reaps the leader when it is our child
-            if not group_members(pgid):
-                return outcome
-            time.sleep(0.1)
-    raise ServiceError(f"process group {pgid} still has {group_members(pgid)} after SIGKILL")
+    return {"pid": process.pid, "started": start_ticks(process.pid) or 0}
 
 
 def wait_healthy(url: str, pid: int, timeout: float, log: Path) -> float:

@@ -25,7 +25,8 @@ from typing import Any
 
 from rich.console import Console
 
-from platformctl import services
+from platformctl import automations, services
+from sandbox.processes import alive, stop_group
 
 STATE_FILE = "state.json"
 WORK_POOL = "platform-process"
@@ -112,10 +113,16 @@ def _run(command: list[str], env: dict[str, str], what: str, timeout: float = 30
     return done.stdout
 
 
+def running(process: dict[str, Any]) -> bool:
+    """Whether the process a state file records still runs (the same process, not another
+    that got its pid)."""
+    return alive(process["pid"], process.get("started"))
+
+
 def start_server(state_dir: Path, state: dict[str, Any], port: int | None) -> str:
     """A Prefect server, unless one of ours runs; returns what happened."""
     server = state.get("server")
-    if server and services.alive(server["pid"]):
+    if server and running(server):
         return f"running (pid {server['pid']})"
     port = services.free_port(port if port is not None else services.PREFERRED_PORT)
     home = state_dir / "prefect"
@@ -128,10 +135,11 @@ def start_server(state_dir: Path, state: dict[str, Any], port: int | None) -> st
     }
     log = state_dir / "server.log"
     command = [prefect_bin(), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    pid = services.start(command, env, log, project_root())
+    process = services.start(command, env, log, project_root())
+    pid = process["pid"]
     ui = f"http://127.0.0.1:{port}"
     state.update(
-        server={"pid": pid, "port": port, "log": str(log)},
+        server={**process, "port": port, "log": str(log)},
         ui_url=ui,
         api_url=f"{ui}/api",
         prefect_home=str(home),
@@ -143,7 +151,7 @@ def start_server(state_dir: Path, state: dict[str, Any], port: int | None) -> st
 
 def start_worker(state_dir: Path, state: dict[str, Any]) -> str:
     worker = state.get("worker")
-    if worker and services.alive(worker["pid"]):
+    if worker and running(worker):
         return f"running (pid {worker['pid']})"
     from sandbox.tools import ensure_tools
 
@@ -164,8 +172,9 @@ def start_worker(state_dir: Path, state: dict[str, Any]) -> str:
         "--name",
         WORKER_NAME,
     ]
-    pid = services.start(command, env, log, project_root())
-    state["worker"] = {"pid": pid, "log": str(log)}
+    process = services.start(command, env, log, project_root())
+    pid = process["pid"]
+    state["worker"] = {**process, "log": str(log)}
     write_state(state_dir, state)
     asyncio.run(_wait_worker_online(pid, log))
     return f"started (pid {pid}), pool {WORK_POOL}"
@@ -179,7 +188,7 @@ async def _wait_worker_online(pid: int, log: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     async with get_client() as client:
         while time.monotonic() < deadline:
-            if not services.alive(pid):
+            if not alive(pid):
                 raise StackError(f"the worker exited; see {log}:\n{services.tail(log)}")
             workers = await client.read_workers_for_work_pool(WORK_POOL, worker_filter=online)
             if any(w.name == WORKER_NAME for w in workers):
@@ -250,6 +259,9 @@ def up(
                 client_env(state),
                 "prefect deploy",
             )
+        with steps.step("drift automation"):
+            applied = asyncio.run(automations.apply(spec))
+        console.print(f"{'':<30}{applied['automation']}: {applied['done']}", markup=False)
         with steps.step("worker"):
             detail = start_worker(state_dir, state)
         console.print(f"{'':<30}{detail}", markup=False)
@@ -297,7 +309,7 @@ def down(state_dir: Path, console: Console) -> bool:
     for name in ("worker", "server"):  # the worker first: it reports to the server
         process = state.get(name)
         if process:
-            how = services.stop(process["pid"])
+            how = stop_group(process["pid"], process.get("started"))
             console.print(f"{name} {how}", markup=False)
     if state.get("sandbox_dir"):
         stopped = control.down(Path(state["sandbox_dir"]))
@@ -310,5 +322,5 @@ def status(state_dir: Path) -> dict[str, Any]:
     state = read_state(state_dir.resolve())
     for name in ("server", "worker"):
         if state.get(name):
-            state[name]["alive"] = services.alive(state[name]["pid"])
+            state[name]["alive"] = running(state[name])
     return state

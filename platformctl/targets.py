@@ -63,6 +63,7 @@ def save_sandbox_blocks(spec: PlatformSpec, state: dict[str, Any]) -> PlatformTa
     endpoint), the cluster's kubeconfig, the platform target referring to both, and the DNS
     token Secret unless the user saved their own. Overwritten at every sandbox start, since
     its ports change."""
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
     from prefect.blocks.system import Secret
 
     from blueprint.loader import load_spec
@@ -76,13 +77,23 @@ def save_sandbox_blocks(spec: PlatformSpec, state: dict[str, Any]) -> PlatformTa
     target.save(name, overwrite=True, _sync=True)
     # The placeholder goes only under the name the sandbox's own overlay gives its token
     # block: a block that a site's spec names is that site's to create, and a name shared
-    # with another environment would carry the placeholder there.
+    # with another environment would carry the placeholder there. The same for the
+    # notification block, whose webhook is the sandbox's own recorder.
+    own = load_spec(SANDBOX_ENV)
     token_block = dns_token_block(spec)
-    if token_block == dns_token_block(load_spec(SANDBOX_ENV)):
+    if token_block == dns_token_block(own):
         try:
             Secret.load(token_block, _sync=True)
         except ValueError:
             Secret(value=SANDBOX_DNS_TOKEN).save(token_block, _sync=True)
+    alerts = spec.health_monitoring.drift_notification_block
+    if alerts and alerts == own.health_monitoring.drift_notification_block:
+        webhook = CustomWebhookNotificationBlock(
+            name=f"{name} drift",
+            url=f"{state['control_url']}/notifications",
+            json_data={"subject": "{{subject}}", "body": "{{body}}"},
+        )
+        webhook.save(alerts.split("/", 1)[1], overwrite=True, _sync=True)
     return target
 
 

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from sandbox.control import SETTINGS_FILE, STATE_FILE
+from sandbox.processes import start_ticks
 from sandbox.settings import SandboxSettings
 from sandbox.stack import SandboxStack
 
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     target = stack.start()
     state = {
         "pid": os.getpid(),
+        "started": start_ticks(os.getpid()),
         "started_at": time.time(),
         "startup_seconds": {**stack.startup_seconds, "total": round(time.monotonic() - began, 3)},
         **target.to_dict(),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from urllib.parse import urlparse
 
 import yaml
 
+from sandbox.processes import alive, stop_group
 from sandbox.settings import SandboxSettings
 
 STATE_FILE = "state.json"
@@ -46,23 +46,6 @@ def read_state(state_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
-        if done:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            if stat.read().split(")")[-1].split()[0] == "Z":
-                return False
-        with open(f"/proc/{pid}/cmdline", "rb") as cmd:
-            return b"sandbox" in cmd.read()  # guards against a reused pid
-    except OSError:
-        return False
-
-
 def _listening(url: str) -> bool:
     parsed = urlparse(url)
     try:
@@ -75,7 +58,7 @@ def _listening(url: str) -> bool:
 def running(state_dir: Path) -> dict[str, Any] | None:
     """The state of a live sandbox in ``state_dir``, or None."""
     state = read_state(state_dir)
-    if state and _alive(state["pid"]):
+    if state and alive(state["pid"], state.get("started")):
         return state
     return None
 
@@ -111,7 +94,7 @@ def up(state_dir: Path, settings: SandboxSettings, timeout: float = 60) -> tuple
                 + _tail(state_dir / LOG_FILE)
             )
         time.sleep(0.05)
-    _terminate(process.pid, 5)
+    stop_group(process.pid, None, 5)
     raise SandboxError(f"sandbox not ready after {timeout:.0f}s; see {state_dir / LOG_FILE}")
 
 
@@ -122,27 +105,13 @@ def _tail(path: Path, lines: int = 20) -> str:
         return ""
 
 
-def _terminate(pid: int, timeout: float) -> None:
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not _alive(pid):
-                return
-            time.sleep(0.05)
-
-
 def down(state_dir: Path, timeout: float = 15) -> dict[str, Any] | None:
     """Stop the sandbox; returns the state it had, or None when none ran."""
     state_dir = state_dir.resolve()
     state = read_state(state_dir)
     if not state:
         return None
-    if _alive(state["pid"]):
-        _terminate(state["pid"], timeout)
+    stop_group(state["pid"], state.get("started"), timeout)
     (state_dir / STATE_FILE).unlink(missing_ok=True)
     still = [state[k] for k in URL_KEYS if state.get(k) and _listening(state[k])]
     if still:

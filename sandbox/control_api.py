@@ -1,4 +1,5 @@
-"""The sandbox's own control endpoint: read and change faults and latency while it runs."""
+"""The sandbox's own control endpoint: read and change faults and latency while it runs,
+and a stand-in for a chat webhook (Slack, Teams) that records the notifications it gets."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from sandbox.settings import DEFAULT_MINUTES, Fault, SandboxSettings, SettingsEr
 
 
 class ControlServer:
-    """``GET /status``, ``GET|POST|DELETE /faults``, ``PUT /latency`` on 127.0.0.1."""
+    """``GET /status``, ``GET|POST|DELETE /faults``, ``PUT /latency`` and
+    ``GET|POST /notifications`` on 127.0.0.1."""
 
     def __init__(self, settings: SandboxSettings, host: str = "127.0.0.1", port: int = 0):
         self.settings = settings
+        self.notifications: list[Any] = []
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -37,7 +40,7 @@ class ControlServer:
         self._thread.join(timeout=5)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
-        settings = self.settings
+        settings, notifications = self.settings, self.notifications
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:  # keep the sandbox log for errors
@@ -64,11 +67,22 @@ class ControlServer:
                     self._send(200, {**settings.to_dict(), "fired": dict(settings.faults.fired)})
                 elif path == "/faults":
                     self._send(200, self._faults())
+                elif path == "/notifications":
+                    self._send(200, list(notifications))
                 else:
                     self._send(404, {"error": f"no route {path}"})
 
             def do_POST(self) -> None:
-                if urlparse(self.path).path != "/faults":
+                path = urlparse(self.path).path
+                if path == "/notifications":
+                    try:
+                        notifications.append(self._body())
+                    except ValueError as exc:
+                        self._send(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+                        return
+                    self._send(201, {"received": len(notifications)})
+                    return
+                if path != "/faults":
                     self._send(404, {"error": "no route"})
                     return
                 try:

@@ -36,11 +36,20 @@ FAULTS: dict[str, str] = {
     "addon-degraded": "target add-on name (e.g. coredns): the add-on reports DEGRADED",
     "pods-never-ready": "target 'namespace/release': that release's pods never become Ready",
     "lb-never-provisioned": "target 'namespace/service': no load balancer hostname, ever",
+    "kube-unavailable": "target 'METHOD /path' (e.g. 'POST /api/v1/namespaces/*'): the "
+    "Kubernetes API answers 503, as an overloaded or restarting API server does",
+    "kube-forbidden": "target 'METHOD /path': the Kubernetes API answers 403 Forbidden",
 }
 
 
 class SettingsError(ValueError):
     pass
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SettingsError(f"{name}: {value!r} is not a number")
+    return float(value)
 
 
 @dataclass
@@ -143,19 +152,49 @@ class SandboxSettings:
         unknown = set(data) - {"time_scale", "latency_minutes", "faults"}
         if unknown:
             raise SettingsError(f"unknown sandbox settings {sorted(unknown)}")
-        minutes = {**DEFAULT_MINUTES, **(data.get("latency_minutes") or {})}
-        latency = Latency(float(data.get("time_scale", 0.0)), minutes)
+        minutes = data.get("latency_minutes") or {}
+        if not isinstance(minutes, dict):
+            raise SettingsError("latency_minutes: expected a mapping of name to minutes")
+        latency = Latency(
+            _number("time_scale", data.get("time_scale", 0.0)),
+            {
+                **DEFAULT_MINUTES,
+                **{k: _number(f"latency_minutes.{k}", v) for k, v in minutes.items()},
+            },
+        )
         faults = []
         for item in data.get("faults") or []:
-            faults.append(Fault.parse(item) if isinstance(item, str) else Fault(**item))
+            if isinstance(item, str):
+                faults.append(Fault.parse(item))
+            elif isinstance(item, dict):
+                try:
+                    faults.append(Fault(**item))
+                except TypeError as exc:
+                    raise SettingsError(f"faults: {item!r}: {exc}") from None
+            else:
+                raise SettingsError(
+                    f"faults: {item!r} is neither NAME[:TARGET[:COUNT]] nor a mapping"
+                )
         return cls(latency, FaultBook(faults))
 
     @classmethod
     def from_file(cls, path: Path) -> SandboxSettings:
-        data = yaml.safe_load(path.read_text()) or {}
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except OSError as exc:
+            raise SettingsError(f"{path}: cannot read ({exc.strerror})") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+            raise SettingsError(
+                f"{path}{where}: invalid YAML ({getattr(exc, 'problem', exc)})"
+            ) from None
         if not isinstance(data, dict):
             raise SettingsError(f"{path}: expected a mapping")
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except SettingsError as exc:
+            raise SettingsError(f"{path}: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return {

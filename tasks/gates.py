@@ -18,7 +18,7 @@ from kubernetes.client.exceptions import ApiException
 from blueprint.spec import Gate
 from blueprint.units import duration_seconds
 from tasks.pace import Pace
-from tasks.retries import is_transient
+from tasks.retries import is_transient, raised
 
 # One attempt: a few API requests, each bounded by its own request timeout.
 ATTEMPT_SECONDS = 150.0
@@ -35,13 +35,7 @@ class GateRefused(RuntimeError):
 
 def retry_if_not_ready(task: Any, task_run: Any, state: Any) -> bool:
     """Prefect ``retry_condition_fn`` of a gate: retry "not ready yet" only."""
-    try:
-        state.result()
-    except GateNotReady:
-        return True
-    except Exception:
-        return False
-    return False
+    return isinstance(raised(state), GateNotReady)
 
 
 def retry_policy(gate: Gate, pace: Pace) -> dict[str, Any]:

@@ -14,6 +14,8 @@ Built on pyhelm3 0.5.8, whose known defects are worked around here and only here
 - no command has a time bound of its own (``helm show`` of an unreachable repository, or
   ``helm history`` against a stalled API, waits forever): every command here ends within
   its ``--timeout`` and a grace, or ``HELM_CALL_SECONDS`` for those without one.
+- helm runs under a shell, and a cancelled command stops only the shell: helm is run
+  directly here, and stopped when its task is cancelled or its time is up.
 
 A failed step raises ``ReleaseFailed``, transient when helm could not reach the API (so
 the task retries it) and permanent otherwise.
@@ -22,6 +24,7 @@ the task retries it) and permanent otherwise.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -36,6 +39,8 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from pyhelm3 import Client, Command
+from pyhelm3 import errors as pyhelm_errors
+from pyhelm3.command import CHART_NOT_FOUND, CONNECTION_ERROR
 from pyhelm3.errors import Error as PyhelmError
 from pyhelm3.errors import ReleaseNotFoundError
 from pyhelm3.models import ReleaseRevisionStatus
@@ -61,15 +66,64 @@ class HelmCallTimeout(TimeoutError):
     pass
 
 
+# How pyhelm3's callers tell outcomes apart: the error class for what helm printed.
+_ERRORS: tuple[tuple[re.Pattern[str], type[PyhelmError]], ...] = (
+    (re.compile(r"context canceled"), pyhelm_errors.CommandCancelledError),
+    (re.compile(r"etcdserver"), pyhelm_errors.ConnectionError),
+    (re.compile(r"release: not found"), ReleaseNotFoundError),
+    (re.compile(r"failed to render chart|execution error"), pyhelm_errors.FailedToRenderChartError),
+    (
+        re.compile(r"rendered manifests contain a resource that already exists"),
+        pyhelm_errors.ResourceAlreadyExistsError,
+    ),
+    (re.compile(r"is invalid"), pyhelm_errors.InvalidResourceError),
+    (CHART_NOT_FOUND, pyhelm_errors.ChartNotFoundError),
+    (CONNECTION_ERROR, pyhelm_errors.ConnectionError),
+)
+STOP_GRACE_SECONDS = 5.0
+
+
 class _FixedCommand(Command):
     async def run(self, command: list, input: bytes | None = None) -> bytes:
+        """Run helm itself (pyhelm3 runs it through a shell, and cancelling stops only the
+        shell: helm went on), bounded in time; a cancelled or late command stops helm."""
         command = _join_split_flag(command)
+        argv = [str(self._executable), *(str(part) for part in command)]
+        if self._kubeconfig:
+            argv += ["--kubeconfig", str(self._kubeconfig)]
         limit = _call_seconds(command)
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         try:
-            return await asyncio.wait_for(super().run(command, input), limit)
-        except TimeoutError:  # pyhelm3 terminates helm when the wait is cancelled
-            verb = " ".join(str(part) for part in command[:2])
+            async with asyncio.timeout(limit):
+                stdout, stderr = await process.communicate(input)
+        except TimeoutError:
+            verb = " ".join(argv[1:3])
             raise HelmCallTimeout(f"helm {verb}: no answer within {limit:.0f}s") from None
+        finally:
+            if process.returncode is None:
+                await _stop(process)
+        if process.returncode == 0:
+            return stdout
+        text = stderr.decode(errors="replace").lower()
+        error = next((cls for pattern, cls in _ERRORS if pattern.search(text)), PyhelmError)
+        raise error(process.returncode, stdout, stderr)
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM helm (it then gives up its operation), SIGKILL it after a grace."""
+    with contextlib.suppress(ProcessLookupError):
+        process.terminate()
+    try:
+        await asyncio.wait_for(asyncio.shield(process.wait()), STOP_GRACE_SECONDS)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
 
 
 def _call_seconds(command: list) -> float:

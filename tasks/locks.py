@@ -24,20 +24,16 @@ from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
 
-import httpx
 from prefect import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
-from prefect.concurrency.asyncio import (
-    AcquireConcurrencySlotTimeoutError,
-    ConcurrencySlotAcquisitionError,
-    concurrency,
-)
+from prefect.concurrency.asyncio import AcquireConcurrencySlotTimeoutError, concurrency
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import ObjectNotFound
 from prefect.logging import get_logger, get_run_logger
 
 LEASE_SECONDS = 60.0  # the shortest lease Prefect grants
+RACE_SECONDS = 5.0
 
 # The locks the current run (and the subflows it calls) already holds.
 held: ContextVar[frozenset[str]] = ContextVar("platform_locks_held", default=frozenset())
@@ -91,31 +87,26 @@ def _slot(name: str, **options: Any):
     )
 
 
-def _taken(error: ConcurrencySlotAcquisitionError) -> bool:
-    cause = error.__cause__
-    return isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 423
-
-
 async def _take(
     stack: AsyncExitStack, name: str, wait_seconds: float, on_wait: Callable[[], None]
 ) -> bool:
-    """Take a slot of ``name`` into ``stack``: at once if one is free (True), else after
-    ``on_wait`` and a wait of at most ``wait_seconds`` (False; TimeoutError past it, or
-    at once when ``wait_seconds`` is 0)."""
+    """Take a slot of ``name`` into ``stack``; True when one was free at once. When none is,
+    ``on_wait`` is told and the wait lasts at most ``wait_seconds`` (TimeoutError past
+    it, or at once when ``wait_seconds`` is 0)."""
+    async with get_client() as client:
+        limit = await client.read_global_concurrency_limit_by_name(name)
+    free = limit.active_slots < limit.limit
+    if not free:
+        if wait_seconds <= 0:
+            raise TimeoutError(name)
+        on_wait()
     try:
-        await stack.enter_async_context(_slot(name, max_retries=0))
-        return True
-    except ConcurrencySlotAcquisitionError as exc:
-        if not _taken(exc):
-            raise
-    if wait_seconds <= 0:
-        raise TimeoutError(name)
-    on_wait()
-    try:
-        await stack.enter_async_context(_slot(name, timeout_seconds=wait_seconds))
+        # Free a moment ago: a short wait covers a run that took it in between.
+        patience = max(wait_seconds, RACE_SECONDS) if free else wait_seconds
+        await stack.enter_async_context(_slot(name, timeout_seconds=patience))
     except AcquireConcurrencySlotTimeoutError:
         raise TimeoutError(name) from None
-    return False
+    return free
 
 
 def _logger():

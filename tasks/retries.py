@@ -58,13 +58,17 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, Urllib3Error | ConnectionError)
 
 
+def raised(state: Any) -> BaseException | None:
+    """What a failed attempt raised. (``_sync``: called from an async task's engine,
+    ``state.result()`` would hand back a coroutine that never raises.)"""
+    outcome = state.result(raise_on_failure=False, _sync=True)
+    return outcome if isinstance(outcome, BaseException) else None
+
+
 def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
     """Prefect ``retry_condition_fn``: retry only what another attempt can fix."""
-    try:
-        state.result()
-    except Exception as exc:
-        return is_transient(exc)
-    return False
+    error = raised(state)
+    return error is not None and is_transient(error)
 
 
 # The longest one step may take when nothing sets its budget (a component's is its catalogue

@@ -29,6 +29,7 @@ from sandbox.kube.proxy import ProxyRequest, ServiceProxies, split_service_ref
 from sandbox.kube.resources import ResourceType
 from sandbox.kube.selectors import selector_from_dict
 from sandbox.kube.store import CRDS, Store, WatchClosed
+from sandbox.settings import FaultBook
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +148,10 @@ class KubeApi:
         store: Store,
         proxies: ServiceProxies | None = None,
         pod_logs: PodLogSource = default_pod_log,
+        faults: FaultBook | None = None,
     ):
         self.store = store
+        self.faults = faults or FaultBook()
         self.proxies = proxies or ServiceProxies()
         self.pod_logs = pod_logs
         self.stopping = threading.Event()
@@ -157,6 +160,19 @@ class KubeApi:
     # -- entry point ------------------------------------------------------------------
 
     def handle(self, req: Request) -> Response:
+        subject = f"{req.method} {req.path.rstrip('/') or '/'}"
+        if self.faults.fire("kube-unavailable", subject):
+            return error_response(
+                ApiError(
+                    503,
+                    "ServiceUnavailable",
+                    "the server is currently unable to handle the request",
+                )
+            )
+        if self.faults.fire("kube-forbidden", subject):
+            return error_response(
+                ApiError(403, "Forbidden", f"the sandbox refuses {subject} (kube-forbidden fault)")
+            )
         try:
             return self._route(req)
         except ApiError as error:

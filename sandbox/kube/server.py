@@ -143,7 +143,7 @@ class KubeSimulator:
         self.cluster_source = cluster_source
         self.store = Store()
         self.proxies = ServiceProxies()
-        self.api = KubeApi(self.store, self.proxies)
+        self.api = KubeApi(self.store, self.proxies, faults=settings.faults)
         self._address = (host, port)
         self._run_controllers = run_controllers
         self._httpd: _HttpServer | None = None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
+from uuid import UUID
 
 from prefect import get_client
 from prefect.client.schemas.filters import (
@@ -81,3 +83,17 @@ def unstamped(name: str) -> str:
     matched = RUN_NAME.match(name)
     assert matched, f"run name {name!r} has no time"
     return matched["what"]
+
+
+async def final_state(flow_run_id: str, timeout: float = 60) -> str:
+    """The run's state name once it is final (a cancelled run ends when its worker stops
+    it); the current one after ``timeout``."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with get_client() as client:
+        while True:
+            run = await client.read_flow_run(UUID(flow_run_id))
+            if run.state is not None and run.state.is_final():
+                return run.state.name
+            if asyncio.get_running_loop().time() > deadline:
+                return run.state.name if run.state else "none"
+            await asyncio.sleep(0.5)

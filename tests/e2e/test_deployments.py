@@ -9,6 +9,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from blueprint.loader import load_spec
 from blueprint.spec import WORKFLOWS, dns_token_block
-from platformctl import services
+from sandbox.processes import group_members
 from tests.e2e import prefect_queries
 from tests.e2e.prefect_queries import unstamped
 
@@ -63,11 +65,11 @@ class Stack:
             timeout=timeout,
         )
 
-    def ci_run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def ci_run(self, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(CI_RUN), *args],
             cwd=self.folder,
-            env={**self.client_env(), "PLATFORM_RUN_TIMEOUT": "600"},
+            env={**self.client_env(), "PLATFORM_RUN_TIMEOUT": str(timeout)},
             capture_output=True,
             text=True,
             timeout=660,
@@ -156,6 +158,15 @@ def test_ci_run_exits_with_the_run_outcome(stack: Stack) -> None:
     assert usage.returncode == 2 and "usage" in usage.stderr
 
 
+def test_ci_run_cancels_a_run_it_stops_following(stack: Stack) -> None:
+    late = stack.ci_run("bootstrap_platform/sandbox", timeout=2)
+    assert late.returncode == 1, late.stdout + late.stderr
+    said = [line for line in late.stderr.splitlines() if line.startswith("ci-run: ")]
+    assert len(said) == 1 and "not over within 2s: cancelled flow run" in said[0], late.stderr
+    run_id = said[0].rsplit(" ", 1)[1]
+    assert stack.api("final_state", run_id) == "Cancelled"
+
+
 def test_revalidate_reports_a_deleted_release_and_remediate_restores_it(stack: Stack) -> None:
     sandbox = json.loads((stack.folder / "sandbox" / "state.json").read_text())
     helm = str(ROOT / ".tools" / "bin" / "helm")
@@ -173,11 +184,30 @@ def test_revalidate_reports_a_deleted_release_and_remediate_restores_it(stack: S
     rows = {r["component"]: r for r in stack.api("artifact_table", "drift-sandbox")}
     assert rows["argocd"]["status"] == "missing"
     assert {name for name, row in rows.items() if row["status"] != "ok"} == {"argocd"}
+    # The drift automation told the notification block (the sandbox's recording webhook).
+    told = notifications(sandbox, wanted=1)
+    assert len(told) == 1, told
+    assert told[0]["subject"] == "Platform sandbox: drift detected"
+    assert "argocd" in told[0]["body"]
 
     fixed = stack.ci_run("revalidate_platform/sandbox", "--param", "remediate=true")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     clean = stack.ci_run("revalidate_platform/sandbox")
     assert clean.returncode == 0, clean.stdout + clean.stderr
+    # A remediation's own finding is not answered again.
+    assert len(notifications(sandbox, wanted=2, timeout=5)) == 1
+
+
+def notifications(sandbox: dict[str, Any], wanted: int, timeout: float = 60) -> list[Any]:
+    """What the sandbox's webhook recorded, once it has ``wanted`` (or after ``timeout``):
+    automations act asynchronously."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(f"{sandbox['control_url']}/notifications", timeout=5) as r:
+            got = json.loads(r.read())
+        if len(got) >= wanted or time.monotonic() > deadline:
+            return got
+        time.sleep(0.5)
 
 
 def test_production_deployments_fit_the_kubernetes_pool(stack: Stack) -> None:
@@ -211,7 +241,7 @@ def test_stack_down_stops_everything(stack: Stack) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "worker stopped" in done.stdout and "server stopped" in done.stdout
     assert "sandbox stopped" in done.stdout
-    assert [services.group_members(g) for g in groups] == [[], []]
+    assert [group_members(g) for g in groups] == [[], []]
     assert not (stack.folder / "stack" / "state.json").exists()
     again = stack.platformctl("stack", "down")
     assert "no stack was running" in again.stdout

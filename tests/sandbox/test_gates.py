@@ -33,6 +33,7 @@ from tasks.gates import (
     GateNotReady,
     load_balancer_provisioned,
     prometheus_targets_discovered,
+    retry_if_not_ready,
     retry_policy,
 )
 from tasks.helm import ensure_namespace, ensure_release
@@ -355,4 +356,8 @@ def test_retry_policy_spends_the_budget_one_attempt_per_interval(
 ):
     gate = Gate(check="load_balancer_provisioned", timeout=timeout, retry_interval=interval)
     policy = retry_policy(gate, Pace(scale))
-    assert policy == {"retries": retries, "retry_delay_seconds": pytest.approx(delay)}
+    assert policy == {
+        "retries": retries,
+        "retry_delay_seconds": pytest.approx(delay),
+        "retry_condition_fn": retry_if_not_ready,
+    }

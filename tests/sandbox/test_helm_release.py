@@ -32,7 +32,6 @@ from sandbox.tools import ensure_tools
 from tasks.helm import (
     MANAGED_BY,
     VALIDATION_FLAG,
-    HelmReleaseError,
     ReleaseResult,
     _FixedCommand,
     _join_split_flag,
@@ -41,6 +40,7 @@ from tasks.helm import (
     ensure_namespace,
     ensure_release,
 )
+from tasks.retries import ReleaseFailed
 
 pytestmark = pytest.mark.sandbox
 
@@ -240,10 +240,11 @@ def test_failed_first_install_is_uninstalled(
     namespace = "dns-broken-install"
     simulator.settings.faults.add(Fault("pods-never-ready", f"{namespace}/{RELEASE}"))
 
-    with pytest.raises(HelmReleaseError) as failed:
+    with pytest.raises(ReleaseFailed) as failed:
         converge(namespace, dns_values("1m"), timeout=FAIL_SECONDS)
 
     message = str(failed.value)
+    assert not failed.value.transient  # pods that never get ready: another attempt won't help
     assert f"helm release {RELEASE} ({DNS.name} {DNS.version}) in {namespace} failed" in message
     assert message.endswith("the failed first install was uninstalled"), message
     assert helm_cli("list", "--all", "--namespace", namespace) == []
@@ -267,7 +268,7 @@ def test_failed_upgrade_is_rolled_back_to_the_last_good_revision(
     assert converge(namespace, good).revision == 1
     simulator.settings.faults.add(Fault("pods-never-ready", f"{namespace}/{RELEASE}"))
 
-    with pytest.raises(HelmReleaseError) as failed:
+    with pytest.raises(ReleaseFailed) as failed:
         converge(namespace, dns_values("5m", owner="broken"), timeout=FAIL_SECONDS)
 
     assert str(failed.value).endswith("rolled back to revision 1"), str(failed.value)
@@ -315,13 +316,25 @@ def test_join_split_flag_puts_the_validation_flag_back_together():
 
 
 def test_fixed_command_gives_helm_the_flag_whole(monkeypatch: pytest.MonkeyPatch):
-    ran: list[list[str]] = []
+    shell: list[list[str]] = []
+    direct: list[list[str]] = []
 
     async def record(self, command: list, input: bytes | None = None) -> bytes:
-        ran.append(list(command))
+        shell.append(list(command))
         return b"{}"
 
+    class Done:
+        returncode = 0
+
+        async def communicate(self, input: bytes | None = None) -> tuple[bytes, bytes]:
+            return b"{}", b""
+
+    async def spawn(*argv: str, **_: Any) -> Done:
+        direct.append(list(argv))
+        return Done()
+
     monkeypatch.setattr(Command, "run", record)
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", spawn)
 
     async def upgrade(command: Command) -> None:
         await command.install_or_upgrade("r", "chart", {}, disable_validation=True)
@@ -329,9 +342,9 @@ def test_fixed_command_gives_helm_the_flag_whole(monkeypatch: pytest.MonkeyPatch
     asyncio.run(upgrade(Command(executable="helm")))
     asyncio.run(upgrade(_FixedCommand(executable="helm")))
 
-    plain, fixed = ran
+    plain, fixed = shell[0], direct[0]
     assert VALIDATION_FLAG not in plain and plain[-len(VALIDATION_FLAG) :] == list(VALIDATION_FLAG)
-    assert fixed == [*plain[: -len(VALIDATION_FLAG)], VALIDATION_FLAG]
+    assert fixed == ["helm", *map(str, plain[: -len(VALIDATION_FLAG)]), VALIDATION_FLAG]
 
 
 # ---------------------------------------------------------------------------- namespaces

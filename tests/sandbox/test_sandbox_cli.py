@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from platformctl.services import group_members
+from sandbox.processes import group_members
 
 PLATFORMCTL = Path(sys.executable).with_name("platformctl")
 URL_KEYS = ("aws_endpoint_url", "kube_url", "chart_repository", "control_url")
