@@ -96,10 +96,14 @@ def up(
     console = Console(highlight=False, soft_wrap=True)  # CI logs: one line per message
     try:
         platform_spec = load_spec(env, spec)
-        load_catalogue()
+        catalogue = load_catalogue()
         chosen = parse_workflows(workflows)
         spec = spec.resolve() if spec else None  # flows may run elsewhere: absolute path
         prepare_target(platform_spec, time_scale, console)
+        # The run checks them too; here a missing input is one line, before any flow runs.
+        from tasks.inputs import preflight
+
+        preflight(platform_spec, [c for c in catalogue.components if c.workflow in chosen])
     except SpecError as exc:
         fail(exc)
     use_tools()
@@ -165,6 +169,30 @@ def inventory(
     from platformctl.inventory_view import render_inventory
 
     render_inventory(found, Console(highlight=False))
+
+
+@app.command()
+def unlock(env: EnvOption = None) -> None:
+    """Release the environment's lock and helm slots that a run which was killed still
+    holds (like terraform force-unlock): only when no run of the environment is going on.
+    A served Prefect releases them itself once their lease expires (60 s)."""
+    import asyncio
+
+    from tasks.locks import unlock as release
+
+    quiet_prefect()
+    try:
+        if env is None:
+            raise SpecError(["--env: name the environment to unlock"])
+        load_spec(env)  # a known environment
+    except SpecError as exc:
+        fail(exc)
+    released = asyncio.run(release(env))
+    console = Console(highlight=False)
+    for name, slots in released.items():
+        console.print(f"{name}: released {slots} slot{'s' if slots != 1 else ''}")
+    if not released:
+        console.print(f"environment {env} has no locks yet")
 
 
 @app.command("automations")

@@ -195,6 +195,13 @@ def summarize(
             f"check {check['name']}: {mark} (value {check['value']}, expected {check['expected']})",
             markup=False,
         )
+    started = extra.get("scheduling", {}).get("started", {})
+    if "median_s" in started:
+        console.print(
+            f"components started {started['median_s'] * 1000:.0f} ms (median), "
+            f"{started['max_s'] * 1000:.0f} ms (max) after their last need finished",
+            markup=False,
+        )
     verdict = "[green]succeeded[/]" if ok else "[bold red]failed[/]"
     console.print(f"run {verdict} in {wall:.1f}s: {parts}")
     if not ok:
