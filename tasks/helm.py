@@ -2,13 +2,15 @@
 deployed revision already matches, wait within the component's budget, and undo a failure
 (a failed first install is uninstalled, a failed upgrade rolled back to the last good one).
 
+helm validates what it sends the way the API server asks it to: a server that validates
+objects itself (every one since Kubernetes 1.27, and the sandbox's simulator) gets them
+unvalidated and rejects invalid ones. Validation is never switched off.
+
 Built on pyhelm3 0.5.8, whose known defects are worked around here and only here:
-- ``disable_validation=True`` extends the argument list with the flag's characters, so
-  helm fails: ``_FixedCommand.run`` puts the flag back together.
 - an integer timeout reaches helm without a unit, which helm rejects: timeouts are always
   passed as ``"<n>s"`` strings.
-- ``create_namespace`` defaults to True, and helm's ``--create-namespace`` needs OpenAPI:
-  it is always passed False; namespaces are created with the kubernetes client first.
+- ``create_namespace`` defaults to True: it is always passed False; namespaces are created
+  with the kubernetes client first, labelled as the platform's.
 - a ``kubetoken`` is passed on the command line and logged by pyhelm3 at INFO: clusters are
   always given as a kubeconfig file (mode 0600) instead.
 - no command has a time bound of its own (``helm show`` of an unreachable repository, or
@@ -49,7 +51,6 @@ from blueprint.catalogue import ChartRef
 from tasks.kube import converge_object
 from tasks.retries import ReleaseFailed, helm_transient
 
-VALIDATION_FLAG = "--disable-openapi-validation"
 # pyhelm3 logs every failed helm command, including "release not found" answers that are
 # the normal way to learn a release is new; failures that matter are raised from here.
 logging.getLogger("pyhelm3.command").setLevel(logging.ERROR)
@@ -87,7 +88,6 @@ class _FixedCommand(Command):
     async def run(self, command: list, input: bytes | None = None) -> bytes:
         """Run helm itself (pyhelm3 runs it through a shell, and cancelling stops only the
         shell: helm went on), bounded in time; a cancelled or late command stops helm."""
-        command = _join_split_flag(command)
         argv = [str(self._executable), *(str(part) for part in command)]
         if self._kubeconfig:
             argv += ["--kubeconfig", str(self._kubeconfig)]
@@ -138,16 +138,6 @@ def _failure(what: str, error: PyhelmError, undone: str = "") -> ReleaseFailed:
     stderr = error.stderr.decode(errors="replace").strip()
     tail = f"; {undone}" if undone else ""
     return ReleaseFailed(f"{what} failed: {stderr}{tail}", transient=helm_transient(stderr))
-
-
-def _join_split_flag(command: list) -> list:
-    """pyhelm3 0.5.8 turns ``--disable-openapi-validation`` into one list item per
-    character; put the flag back together (a no-op once pyhelm3 is fixed)."""
-    letters = list(VALIDATION_FLAG)
-    for start in range(len(command) - len(letters) + 1):
-        if command[start : start + len(letters)] == letters:
-            return [*command[:start], VALIDATION_FLAG, *command[start + len(letters) :]]
-    return command
 
 
 @dataclass(frozen=True)
@@ -268,7 +258,6 @@ async def ensure_release(
                 create_namespace=False,
                 timeout=timeout,
                 wait=True,
-                disable_validation=True,  # the flag pyhelm3 mangles; see _FixedCommand
             )
         except PyhelmError as exc:
             undone = await _undo(client, chart.release, namespace, deployed_before, timeout)

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, unquote
 
 import yaml
 
-from sandbox.kube import discovery, media, protobuf, tables
+from sandbox.kube import discovery, media, protobuf, schemas, tables
 from sandbox.kube.errors import ApiError, bad_request, not_found
 from sandbox.kube.patch import (
     PatchError,
@@ -94,6 +94,13 @@ def json_response(status: int, body: Any, content_type: str = media.JSON) -> Res
 
 def error_response(error: ApiError) -> Response:
     return json_response(error.code, error.status())
+
+
+def _warned(response: Response, warnings: list[str]) -> Response:
+    """The API server's ``Warning`` header (RFC 7234 code 299), one per warning."""
+    if warnings:
+        response.headers["Warning"] = ", ".join(f'299 - "{w}"' for w in warnings)
+    return response
 
 
 def _flag(query: Mapping[str, str], name: str) -> bool:
@@ -189,6 +196,15 @@ class KubeApi:
             return json_response(200, VERSION)
         if path == "/openapi/v2":
             return _openapi_v2(req)
+        if path == "/openapi/v3":
+            return json_response(200, schemas.openapi_v3_root(self.store.registry))
+        if path.startswith("/openapi/v3/"):
+            doc = schemas.openapi_v3_group_version(
+                self.store.registry, path.removeprefix("/openapi/v3/")
+            )
+            if doc is None:
+                raise _not_served(path)
+            return json_response(200, doc)
         if path == "/":
             return json_response(
                 200, {"paths": ["/api", "/api/v1", "/apis", "/healthz", "/version"]}
@@ -413,14 +429,17 @@ class KubeApi:
         obj = self._decode_object(req, rt, namespace, None)
         if "status" in rt.subresources:
             obj.pop("status", None)  # status is written through its subresource only
-        return json_response(201, self.store.create(rt, obj, dry_run=self._dry_run(req)))
+        warnings = schemas.validate(rt, obj, req.query.get(schemas.FIELD_VALIDATION))
+        created = self.store.create(rt, obj, dry_run=self._dry_run(req))
+        return _warned(json_response(201, created), warnings)
 
     def _replace(
         self, req: Request, rt: ResourceType, namespace: str | None, name: str, sub: str | None
     ) -> Response:
         obj = self._decode_object(req, rt, namespace, name)
+        warnings = schemas.validate(rt, obj, req.query.get(schemas.FIELD_VALIDATION))
         updated = self.store.replace(rt, obj, subresource=sub, dry_run=self._dry_run(req))
-        return json_response(200, updated)
+        return _warned(json_response(200, updated), warnings)
 
     def _patch(
         self, req: Request, rt: ResourceType, namespace: str | None, name: str, sub: str | None
@@ -440,9 +459,12 @@ class KubeApi:
                 + ("" if rt.custom else ", application/strategic-merge-patch+json"),
             )
         patch = self._decode(req)
+        warnings: list[str] = []
 
         def change(current: dict) -> Any:
-            return applier(current, patch)
+            patched = applier(current, patch)
+            warnings[:] = schemas.validate(rt, patched, req.query.get(schemas.FIELD_VALIDATION))
+            return patched
 
         if sub == "scale":
             return self._patch_scale(req, rt, namespace, name, change)
@@ -452,7 +474,7 @@ class KubeApi:
             )
         except PatchError as exc:
             raise ApiError(422, "Invalid", str(exc)) from None
-        return json_response(200, updated)
+        return _warned(json_response(200, updated), warnings)
 
     def _apply(
         self, req: Request, rt: ResourceType, namespace: str | None, name: str, sub: str | None
@@ -463,30 +485,34 @@ class KubeApi:
             raise bad_request("PATCH with apply requires a fieldManager")
         applied = self._decode_object(req, rt, namespace, name)
         dry_run = self._dry_run(req)
+        directive = req.query.get(schemas.FIELD_VALIDATION)
         current = self.store.get(rt, namespace, name)
         if current is None:
             if sub is not None:
                 raise not_found(rt, name)
+            warnings = schemas.validate(rt, applied, directive)
             created = self.store.create(rt, applied, dry_run=dry_run)
             if not dry_run:
                 self.store.remember_applied(created["metadata"]["uid"], manager, applied)
-            return json_response(201, created)
+            return _warned(json_response(201, created), warnings)
         previous = self.store.last_applied(current["metadata"]["uid"], manager)
         strategic = not rt.custom
+        warnings: list[str] = []
+
+        def change(obj: dict) -> Any:
+            merged = server_side_apply(obj, applied, previous, strategic)
+            warnings[:] = schemas.validate(rt, merged, directive)
+            return merged
+
         try:
             updated = self.store.modify(
-                rt,
-                namespace,
-                name,
-                lambda obj: server_side_apply(obj, applied, previous, strategic),
-                subresource=sub,
-                dry_run=dry_run,
+                rt, namespace, name, change, subresource=sub, dry_run=dry_run
             )
         except PatchError as exc:
             raise ApiError(422, "Invalid", str(exc)) from None
         if not dry_run:
             self.store.remember_applied(updated["metadata"]["uid"], manager, applied)
-        return json_response(200, updated)
+        return _warned(json_response(200, updated), warnings)
 
     def _delete_options(self, req: Request) -> tuple[str, dict[str, str]]:
         options: dict[str, Any] = {}

@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client, config
-from pyhelm3 import Command
 
 from blueprint.catalogue import load_catalogue
 from sandbox.charts.server import ChartRepository
@@ -31,10 +30,7 @@ from sandbox.settings import Fault, FaultBook, Latency, SandboxSettings
 from sandbox.tools import ensure_tools
 from tasks.helm import (
     MANAGED_BY,
-    VALIDATION_FLAG,
     ReleaseResult,
-    _FixedCommand,
-    _join_split_flag,
     apply_crds,
     chart_crds,
     ensure_namespace,
@@ -287,64 +283,6 @@ def test_failed_upgrade_is_rolled_back_to_the_last_good_revision(
     simulator.settings.faults.clear()
     healed = converge(namespace, good)
     assert (healed.action, healed.revision) == ("unchanged", 3)
-
-
-# ------------------------------------------------------------------ the pyhelm3 workaround
-
-
-def test_join_split_flag_puts_the_validation_flag_back_together():
-    split = list(VALIDATION_FLAG)
-    assert _join_split_flag(["upgrade", "r", "c", *split]) == [
-        "upgrade",
-        "r",
-        "c",
-        VALIDATION_FLAG,
-    ]
-    assert _join_split_flag(["upgrade", *split, "--namespace", "ns"]) == [
-        "upgrade",
-        VALIDATION_FLAG,
-        "--namespace",
-        "ns",
-    ]
-    assert _join_split_flag(split) == [VALIDATION_FLAG]
-    untouched = ["upgrade", "r", "c", VALIDATION_FLAG, "--wait"]
-    assert _join_split_flag(untouched) == untouched
-    assert _join_split_flag([]) == []
-    # letters of the flag that do not spell all of it are arguments, not the flag
-    partial = ["upgrade", *split[:-1]]
-    assert _join_split_flag(partial) == partial
-
-
-def test_fixed_command_gives_helm_the_flag_whole(monkeypatch: pytest.MonkeyPatch):
-    shell: list[list[str]] = []
-    direct: list[list[str]] = []
-
-    async def record(self, command: list, input: bytes | None = None) -> bytes:
-        shell.append(list(command))
-        return b"{}"
-
-    class Done:
-        returncode = 0
-
-        async def communicate(self, input: bytes | None = None) -> tuple[bytes, bytes]:
-            return b"{}", b""
-
-    async def spawn(*argv: str, **_: Any) -> Done:
-        direct.append(list(argv))
-        return Done()
-
-    monkeypatch.setattr(Command, "run", record)
-    monkeypatch.setattr(asyncio, "create_subprocess_exec", spawn)
-
-    async def upgrade(command: Command) -> None:
-        await command.install_or_upgrade("r", "chart", {}, disable_validation=True)
-
-    asyncio.run(upgrade(Command(executable="helm")))
-    asyncio.run(upgrade(_FixedCommand(executable="helm")))
-
-    plain, fixed = shell[0], direct[0]
-    assert VALIDATION_FLAG not in plain and plain[-len(VALIDATION_FLAG) :] == list(VALIDATION_FLAG)
-    assert fixed == ["helm", *map(str, plain[: -len(VALIDATION_FLAG)]), VALIDATION_FLAG]
 
 
 # ---------------------------------------------------------------------------- namespaces

@@ -96,10 +96,10 @@ def test_kubectl(
 
     manifest = tmp_path / "app.yaml"
     manifest.write_text(MANIFEST.format(mode="a", replicas=1))
-    out = kubectl("apply", "--validate=false", "-f", str(manifest))
+    out = kubectl("apply", "-f", str(manifest))
     assert "configmap/settings created" in out and "deployment.apps/web created" in out
     manifest.write_text(MANIFEST.format(mode="b", replicas=2))
-    out = kubectl("apply", "--validate=false", "-f", str(manifest))
+    out = kubectl("apply", "-f", str(manifest))
     assert "configmap/settings configured" in out and "deployment.apps/web configured" in out
 
     deployment = json.loads(kubectl("get", "deployment", "web", "-o", "json"))
@@ -166,11 +166,11 @@ def test_helm_release_lifecycle(
     installs = []
     for attempt in range(3):
         began = time.monotonic()
-        helm("install", f"probe-{attempt}", str(chart), "--disable-openapi-validation", "--wait")
+        helm("install", f"probe-{attempt}", str(chart), "--wait")
         installs.append(time.monotonic() - began)
     print(f"median helm install of the tiny chart: {statistics.median(installs):.3f}s")
 
-    helm("install", "demo", str(chart), "--disable-openapi-validation", "--wait")
+    helm("install", "demo", str(chart), "--wait")
     assert greeting() == "hello"
     service = core.read_namespaced_service("demo", "apps")
     assert service.spec.cluster_ip and service.spec.ports[0].target_port == 8080
@@ -179,7 +179,6 @@ def test_helm_release_lifecycle(
         "upgrade",
         "demo",
         str(chart),
-        "--disable-openapi-validation",
         "--set",
         "greeting=hi",
         "--wait",
@@ -233,7 +232,7 @@ def test_helm_installs_a_chart_with_a_crd(
     with KubeSimulator(SandboxSettings()) as simulator:
         kubeconfig = simulator.write_kubeconfig(tmp_path / "kubeconfig")
         helm = [tools["helm"], kubeconfig, cli_env]
-        common = ("--disable-openapi-validation", "--namespace", "default")
+        common = ("--namespace", "default")
         run(*helm, "install", "gadgets", str(chart), *common)
         run(*helm, "upgrade", "gadgets", str(chart), *common, "--set", "size=3")
         kubectl = [tools["kubectl"], kubeconfig, cli_env]

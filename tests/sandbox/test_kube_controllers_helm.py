@@ -127,9 +127,7 @@ def release_status(helm, name: str) -> str:
 
 def test_helm_install_wait_succeeds_on_simulated_workloads(helm, chart, simulator, record_property):
     began = time.monotonic()
-    out = helm(
-        "install", "tiny", str(chart), "--disable-openapi-validation", "--wait", "--timeout", "60s"
-    )
+    out = helm("install", "tiny", str(chart), "--wait", "--timeout", "60s")
     took = time.monotonic() - began
     record_property("helm_install_wait_seconds", round(took, 2))
     assert out.returncode == 0, out.stderr
@@ -152,7 +150,6 @@ def test_helm_install_wait_times_out_when_pods_never_get_ready(helm, chart, simu
             "install",
             "broken",
             str(chart),
-            "--disable-openapi-validation",
             "--wait",
             "--timeout",
             "5s",

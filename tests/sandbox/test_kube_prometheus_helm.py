@@ -100,7 +100,7 @@ def installed(
     def install(release: str, chart: str, namespace: str, *values: str) -> float:
         return helm(
             "install", release, chart, "--repo", repository.url, "--namespace", namespace,
-            "--create-namespace", "--disable-openapi-validation", "--wait", "--timeout", "60s",
+            "--create-namespace", "--wait", "--timeout", "60s",
             *(arg for value in values for arg in ("--set", value)),
         )  # fmt: skip
 

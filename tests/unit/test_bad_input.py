@@ -47,8 +47,9 @@ def test_an_environment_is_a_known_overlay_name(env: str):
     ]
 
 
-@pytest.mark.parametrize("command", ["plan", "up", "inventory"])
-@pytest.mark.parametrize("env", ["", "../platform"])
+@pytest.mark.parametrize(
+    ("command", "env"), [("plan", ""), ("up", ""), ("up", "../platform"), ("inventory", "")]
+)
 def test_commands_refuse_an_environment_that_is_not_an_overlay(
     tmp_path: Path, command: str, env: str
 ):
@@ -62,9 +63,7 @@ def test_commands_refuse_an_environment_that_is_not_an_overlay(
     [
         ("time_scale: [1\n", "invalid YAML"),
         ("time_scale: abc\n", "time_scale: 'abc' is not a number"),
-        ("latency_minutes: {eks_cluster: soon}\n", "latency_minutes.eks_cluster"),
         ("faults: [{name: aws-throttle, when: now}]\n", "faults:"),
-        ("- a list\n", "expected a mapping"),
     ],
 )
 def test_sandbox_settings_that_do_not_parse(tmp_path: Path, content: str, wanted: str):
