@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from prefect import get_client
+from prefect import flow, get_client, task
 from prefect.blocks.system import Secret
 from prefect.client.schemas.filters import (
     FlowRunFilter,
@@ -23,14 +23,17 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from blocks.target import PlatformTarget
 from blueprint.catalogue import load_catalogue
 from blueprint.errors import SpecError
 from blueprint.loader import load_spec
+from blueprint.plan import resolve_needs
 from blueprint.spec import dns_token_block
 from blueprint.units import duration_seconds
 from flows import launchers
+from flows.dag import run_components
 from flows.platform import bootstrap_platform
 from flows.revalidate import revalidate_platform
 from sandbox.settings import Fault, SandboxSettings
@@ -186,6 +189,41 @@ def test_a_launcher_that_raises_fails_its_component_and_the_run_still_ends(
     # Task runs are tagged with their workflow and kind, for the UI's filters.
     assert {"workflow:observability", "kind:helm-release"} <= set(tasks["prometheus"].tags)
     assert {"workflow:foundation", "kind:vpc"} <= set(tasks["vpc"].tags)
+
+
+@task
+def finishes(name: str) -> str:
+    return name
+
+
+def test_finished_needs_are_noticed_without_parking_a_thread_per_waiter(
+    prefect_api: None, monkeypatch: pytest.MonkeyPatch
+):
+    """Each component waits on its needs through done callbacks: with asyncio's thread pool
+    out of reach (on 2 cores it holds 6 threads), the whole foundation still runs."""
+
+    def no_parked_threads(*_: Any, **__: Any) -> Any:
+        raise AssertionError("a thread was parked to wait for a task")
+
+    monkeypatch.setattr(asyncio, "to_thread", no_parked_threads)
+    components = [c for c in CATALOGUE.components if c.workflow == "foundation"]
+
+    async def unmet(need: str) -> bool:
+        return False
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=32))
+    async def chain() -> dict[str, Any]:
+        return await run_components(
+            components,
+            resolve_needs(SPEC, CATALOGUE),
+            lambda c, got, upstream: finishes.with_options(task_run_name=c.name).submit(
+                c.name, wait_for=upstream
+            ),
+            unmet,
+        )
+
+    done = ended(lambda: asyncio.run(chain()), 120)
+    assert sorted(done) == sorted(c.name for c in components)
 
 
 # ------------------------------------------------------------------------- 2. timeouts
