@@ -117,6 +117,9 @@ def quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     # A temporary Prefect server must not try to reach the internet.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # ... and may take longer than Prefect's 20 s to start on a busy machine (seen on 2
+    # cores with the sandbox and helm running).
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 
 def use_tools() -> None:

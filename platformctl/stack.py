@@ -25,7 +25,7 @@ from typing import Any
 
 from rich.console import Console
 
-from platformctl import automations, services
+from platformctl import services
 from sandbox.processes import alive, stop_group
 
 STATE_FILE = "state.json"
@@ -230,6 +230,7 @@ def up(
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
     from blueprint.loader import load_spec
+    from platformctl import automations
     from platformctl.targets import SANDBOX_ENV, save_sandbox_blocks
     from sandbox import control
     from sandbox.settings import SandboxSettings

@@ -461,13 +461,14 @@ class KubeApi:
         patch = self._decode(req)
         warnings: list[str] = []
 
+        if sub == "scale":  # a Scale, not the object: nothing of the kind's schema to check
+            return self._patch_scale(req, rt, namespace, name, lambda c: applier(c, patch))
+
         def change(current: dict) -> Any:
             patched = applier(current, patch)
             warnings[:] = schemas.validate(rt, patched, req.query.get(schemas.FIELD_VALIDATION))
             return patched
 
-        if sub == "scale":
-            return self._patch_scale(req, rt, namespace, name, change)
         try:
             updated = self.store.modify(
                 rt, namespace, name, change, subresource=sub, dry_run=self._dry_run(req)

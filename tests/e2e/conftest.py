@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from prefect.blocks.system import Secret
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.testing.utilities import prefect_test_harness
 
 from blocks.target import PlatformTarget, sandbox_target
@@ -19,13 +20,33 @@ from blueprint.spec import dns_token_block as token_block_of
 from sandbox.stack import SandboxStack
 from sandbox.tools import ensure_tools
 from tasks.context import HELM_ENV
+from tests.e2e import prefect_server as servers
 
 DNS_TOKEN = "token-for-the-e2e-tests"
 
 
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
+    """The tier's Prefect server on PostgreSQL (tests/e2e/prefect_server.py); None when this
+    machine has no PostgreSQL, and each module then starts Prefect's SQLite test server."""
+    if servers.postgres_bin() is None:
+        yield None
+        return
+    folder = tmp_path_factory.mktemp("prefect-server")
+    with (
+        servers.postgres() as database,
+        servers.prefect_server(folder, database) as url,
+    ):
+        yield url
+
+
 @pytest.fixture(scope="module")
-def prefect_api() -> Iterator[None]:
-    with prefect_test_harness():
+def prefect_api(prefect_server: str | None) -> Iterator[None]:
+    if prefect_server is None:
+        with prefect_test_harness():
+            yield
+        return
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server}):
         yield
 
 
