@@ -34,7 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
-	$(BIN)/python tests/bench/bench_platform.py
+	$(BIN)/python -m tests.bench.bench_platform
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

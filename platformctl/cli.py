@@ -175,10 +175,18 @@ def inventory(
 
 
 @app.command()
-def unlock(env: EnvOption = None) -> None:
+def unlock(
+    env: EnvOption = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Also on a served Prefect (PREFECT_API_URL), which frees them itself"
+        ),
+    ] = False,
+) -> None:
     """Release the environment's lock and helm slots that a run which was killed still
-    holds (like terraform force-unlock): only when no run of the environment is going on.
-    A served Prefect releases them itself once their lease expires (60 s)."""
+    holds on Prefect's temporary server (like terraform force-unlock); only when no run of
+    the environment is going on."""
     import asyncio
 
     from tasks.locks import unlock as release
@@ -188,6 +196,14 @@ def unlock(env: EnvOption = None) -> None:
         if env is None:
             raise SpecError(["--env: name the environment to unlock"])
         load_spec(env)  # a known environment
+        if os.environ.get("PREFECT_API_URL") and not force:
+            raise SpecError(
+                [
+                    "a served Prefect frees the slots of a run that was killed once their "
+                    "lease expires (60 s, checked every 15 s); releasing them now as well "
+                    "would release them twice. --force does it anyway"
+                ]
+            )
     except SpecError as exc:
         fail(exc)
     released = asyncio.run(release(env))

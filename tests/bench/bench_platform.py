@@ -28,6 +28,7 @@ from pathlib import Path
 from blueprint.catalogue import load_catalogue
 from blueprint.loader import load_spec
 from blueprint.plan import plan
+from tests.e2e import prefect_server as servers
 
 PLATFORMCTL = str(Path(sys.executable).with_name("platformctl"))
 SANDBOX_UP_GOAL_S = 5.0
@@ -59,7 +60,7 @@ def bench_sandbox(env: dict[str, str], cwd: Path, rounds: int) -> dict:
     }
 
 
-def bench_platform(env: dict[str, str], cwd: Path, time_scale: float) -> dict:
+def bench_platform(env: dict[str, str], cwd: Path, time_scale: float, server: str) -> dict:
     run(["sandbox", "down"], env, cwd)  # every round on a fresh sandbox
     began = time.monotonic()
     result = run(["up", "--env", "sandbox", "--time-scale", str(time_scale)], env, cwd)
@@ -75,6 +76,7 @@ def bench_platform(env: dict[str, str], cwd: Path, time_scale: float) -> dict:
     slowest = sorted(report["components"], key=lambda c: -(c["duration_s"] or 0))[:5]
     return {
         "time_scale": time_scale,
+        "prefect_database": server,
         "command_wall_s": round(wall, 2),
         "flow_wall_s": report["wall_s"],
         "components_span_s": round(span(report), 2),
@@ -131,7 +133,17 @@ def main() -> int:
         }
         env.pop("PREFECT_API_URL", None)
         results = {"sandbox": bench_sandbox(env, cwd, rounds=3)}
-        results["platform"] = [bench_platform(env, cwd, scale) for scale in (0.0, 0.2)]
+        # platformctl up's own temporary Prefect server (SQLite), then a served one on
+        # PostgreSQL where the machine has it (tests/e2e/prefect_server.py).
+        results["platform"] = [bench_platform(env, cwd, s, "sqlite") for s in (0.0, 0.2)]
+        if servers.postgres_bin() is not None:
+            with (
+                servers.postgres() as database,
+                servers.prefect_server(cwd / "pg", database) as url,
+            ):
+                results["platform"].append(
+                    bench_platform({**env, "PREFECT_API_URL": url}, cwd, 0.0, "postgresql")
+                )
         results["stack"] = bench_stack(env, cwd)
     out = Path.cwd() / ".runs" / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.parent.mkdir(exist_ok=True)
@@ -146,7 +158,8 @@ def main() -> int:
     scheduling_met = True
     for row in results["platform"]:
         print(
-            f"platform at time scale {row['time_scale']}: components {row['components_span_s']}s"
+            f"platform at time scale {row['time_scale']} (Prefect on {row['prefect_database']}):"
+            f" components {row['components_span_s']}s"
             f" (planned critical path {row['planned_critical_path_s']}s), flow "
             f"{row['flow_wall_s']:.1f}s, command {row['command_wall_s']:.1f}s, re-run "
             f"{row['rerun_command_wall_s']:.1f}s ({'ok' if row['rerun_ok'] else 'FAILED'}); "

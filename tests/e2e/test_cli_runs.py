@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 import yaml
 from prefect.settings import PREFECT_API_URL
+from prefect.testing.utilities import prefect_test_harness
 
 from blueprint.catalogue import load_catalogue
 from blueprint.loader import load_spec
@@ -137,7 +138,18 @@ def _pump(stream: Any, lines: queue.Queue[str | None]) -> None:
 
 
 @pytest.fixture(scope="module")
-def platform(prefect_api: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+def temporary_prefect() -> Iterator[None]:
+    """Prefect's temporary server, as ``platformctl up`` gets without PREFECT_API_URL: it
+    does not reclaim the leases of a run that was killed, so ``unlock`` is how the next
+    run gets the environment (a served Prefect reclaims them itself)."""
+    with prefect_test_harness():
+        yield
+
+
+@pytest.fixture(scope="module")
+def platform(
+    temporary_prefect: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Platform]:
     folder = tmp_path_factory.mktemp("cli-runs")
     settings = folder / "sandbox.yaml"
     settings.write_text(yaml.safe_dump(SANDBOX_SETTINGS))
@@ -179,7 +191,7 @@ def test_a_run_killed_at_any_point_converges_when_run_again(platform: Platform):
         assert failed == [], f"killed {point}, the run had failed already: {failed}"
         # A run that is killed keeps its lock until its lease expires on a served Prefect;
         # on a temporary one this is how the next run gets it.
-        unlocked = platform.platformctl("unlock", "--env", "sandbox", timeout=60)
+        unlocked = platform.platformctl("unlock", "--env", "sandbox", "--force", timeout=60)
         assert unlocked.returncode == 0, unlocked.stderr
         assert "platform-sandbox: released 1 slot" in unlocked.stdout, (point, unlocked.stdout)
 

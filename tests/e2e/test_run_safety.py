@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -90,10 +91,11 @@ def ctx(prefect_api: None, target: PlatformTarget, helm_binary: str) -> RunConte
     return RunContext(SPEC, target, Pace(FLOW_TIME_SCALE))
 
 
-def ended(run: Callable[[], State], seconds: float = WATCHDOG_SECONDS) -> State:
-    """Run a flow in a thread; fail (rather than hang) when it does not end in time."""
+def ended(run: Callable[[], Any], seconds: float = WATCHDOG_SECONDS) -> Any:
+    """Run a flow in a thread (in this context: the test's Prefect settings); fail, rather
+    than hang, when it does not end in time."""
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        future = pool.submit(run)
+        future = pool.submit(contextvars.copy_context().run, run)
         try:
             return future.result(timeout=seconds)
         except concurrent.futures.TimeoutError:
