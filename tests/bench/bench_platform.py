@@ -138,8 +138,8 @@ def main() -> int:
         results["platform"] = [bench_platform(env, cwd, s, "sqlite") for s in (0.0, 0.2)]
         if servers.postgres_bin() is not None:
             with (
-                servers.postgres() as database,
-                servers.prefect_server(cwd / "pg", database) as url,
+                servers.postgres() as cluster,
+                servers.prefect_server(cwd / "pg", cluster.url()) as url,
             ):
                 results["platform"].append(
                     bench_platform({**env, "PREFECT_API_URL": url}, cwd, 0.0, "postgresql")

@@ -26,17 +26,26 @@ DNS_TOKEN = "token-for-the-e2e-tests"
 
 
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
-    """The tier's Prefect server on PostgreSQL (tests/e2e/prefect_server.py); None when this
-    machine has no PostgreSQL, and each module then starts Prefect's SQLite test server."""
+def postgres() -> Iterator[servers.Postgres | None]:
+    """A PostgreSQL cluster for the tier's Prefect servers; None when this machine has no
+    PostgreSQL (tests/e2e/prefect_server.py)."""
     if servers.postgres_bin() is None:
         yield None
         return
-    folder = tmp_path_factory.mktemp("prefect-server")
-    with (
-        servers.postgres() as database,
-        servers.prefect_server(folder, database) as url,
-    ):
+    with servers.postgres() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def prefect_server(
+    postgres: servers.Postgres | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str | None]:
+    """The tier's Prefect server on PostgreSQL; None without PostgreSQL, and each module
+    then starts Prefect's SQLite test server."""
+    if postgres is None:
+        yield None
+        return
+    with servers.prefect_server(tmp_path_factory.mktemp("prefect-server"), postgres.url()) as url:
         yield url
 
 

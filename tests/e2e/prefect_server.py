@@ -27,11 +27,12 @@ STARTUP_SECONDS = 120
 
 
 def postgres_bin() -> Path | None:
-    found = shutil.which("pg_ctl")
-    if found:
-        return Path(found).parent
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    return Path(versions[-1]).parent if versions else None
+    """Where initdb, pg_ctl and createdb are: Debian's versioned folder, else the PATH."""
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/createdb"))
+    if versions:
+        return Path(versions[-1]).parent
+    found = shutil.which("createdb")
+    return Path(found).parent if found and shutil.which("pg_ctl") else None
 
 
 def _free_port() -> int:
@@ -47,10 +48,25 @@ def _as_owner(command: list[str]) -> list[str]:
     return command
 
 
+class Postgres:
+    """A running cluster: ``database(name)`` creates a database and gives its URL."""
+
+    def __init__(self, binaries: Path, port: int):
+        self.binaries, self.port = binaries, port
+
+    def url(self, name: str = "postgres") -> str:
+        return f"postgresql+asyncpg://prefect@127.0.0.1:{self.port}/{name}"
+
+    def database(self, name: str) -> str:
+        createdb = [str(self.binaries / "createdb"), "-h", "127.0.0.1", "-p", str(self.port)]
+        subprocess.run([*createdb, "-U", "prefect", name], check=True, capture_output=True)
+        return self.url(name)
+
+
 @contextlib.contextmanager
-def postgres() -> Iterator[str]:
-    """A throwaway PostgreSQL cluster; yields its SQLAlchemy URL for Prefect. Its folder
-    is one the postgres user can reach (pytest's own are private to their owner)."""
+def postgres() -> Iterator[Postgres]:
+    """A throwaway PostgreSQL cluster. Its folder is one the postgres user can reach
+    (pytest's own are private to their owner)."""
     binaries = postgres_bin()
     assert binaries is not None
     folder = Path(tempfile.mkdtemp(prefix="platform-postgres-"))
@@ -66,15 +82,16 @@ def postgres() -> Iterator[str]:
     pg_ctl = [str(binaries / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w"]
     subprocess.run(_as_owner([*pg_ctl, "-o", options, "start"]), **run)
     try:
-        yield f"postgresql+asyncpg://prefect@127.0.0.1:{port}/postgres"
+        yield Postgres(binaries, port)
     finally:
         subprocess.run(_as_owner([*pg_ctl, "-m", "fast", "stop"]), capture_output=True, timeout=60)
         shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def prefect_server(folder: Path, database_url: str) -> Iterator[str]:
-    """``prefect server start`` on ``database_url``; yields its API URL."""
+def prefect_server(folder: Path, database_url: str, **settings: str) -> Iterator[str]:
+    """``prefect server start`` on ``database_url`` with more ``PREFECT_*`` settings;
+    yields its API URL."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(
@@ -84,6 +101,7 @@ def prefect_server(folder: Path, database_url: str) -> Iterator[str]:
         PREFECT_SERVER_API_HOST="127.0.0.1",
         PREFECT_SERVER_API_PORT=str(port),
         PREFECT_UI_ENABLED="false",
+        **settings,
     )
     prefect = str(Path(sys.executable).with_name("prefect"))
     with (folder / "server.log").open("wb") as log:

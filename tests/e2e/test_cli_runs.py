@@ -32,6 +32,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 from blueprint.catalogue import load_catalogue
 from blueprint.loader import load_spec
+from tests.e2e import prefect_server as servers
 
 pytestmark = pytest.mark.e2e
 
@@ -138,22 +139,34 @@ def _pump(stream: Any, lines: queue.Queue[str | None]) -> None:
 
 
 @pytest.fixture(scope="module")
-def temporary_prefect() -> Iterator[None]:
-    """Prefect's temporary server, as ``platformctl up`` gets without PREFECT_API_URL: it
-    does not reclaim the leases of a run that was killed, so ``unlock`` is how the next
-    run gets the environment (a served Prefect reclaims them itself)."""
-    with prefect_test_harness():
-        yield
+def temporary_prefect(
+    postgres: servers.Postgres | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A Prefect that, like the temporary server ``platformctl up`` gets without
+    PREFECT_API_URL, does not reclaim the leases of a run that was killed (``unlock`` is
+    how the next run gets the environment): on PostgreSQL with its repossessor off where
+    the machine has PostgreSQL, else Prefect's SQLite test server itself."""
+    if postgres is None:
+        with prefect_test_harness():
+            yield str(PREFECT_API_URL.value())
+        return
+    folder = tmp_path_factory.mktemp("temporary-prefect")
+    with servers.prefect_server(
+        folder,
+        postgres.database("cli_runs"),
+        PREFECT_SERVER_SERVICES_REPOSSESSOR_ENABLED="false",
+    ) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def platform(
-    temporary_prefect: None, tmp_path_factory: pytest.TempPathFactory
+    temporary_prefect: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Platform]:
     folder = tmp_path_factory.mktemp("cli-runs")
     settings = folder / "sandbox.yaml"
     settings.write_text(yaml.safe_dump(SANDBOX_SETTINGS))
-    running = Platform(folder, str(PREFECT_API_URL.value()))
+    running = Platform(folder, temporary_prefect)
     started = running.platformctl("sandbox", "up", "--settings", str(settings), "--no-blocks")
     assert started.returncode == 0, started.stdout + started.stderr
     try:
@@ -184,7 +197,18 @@ KILL_POINTS = [
 ]
 
 
-def test_a_run_killed_at_any_point_converges_when_run_again(platform: Platform):
+@dataclass
+class Again:
+    """Two runs started at once after the kills: the runs that converge."""
+
+    runs: list[subprocess.Popen[str]]
+    outputs: list[str]
+    reports: list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def killed_then_run_twice(platform: Platform) -> Again:
+    """The run killed at each point in turn, then two runs started at once."""
     for point, pattern, delay in KILL_POINTS:
         run = platform.up(kill_at=pattern, delay=delay)
         failed = [line for line in run.output if re.search(r"\s(failed|skipped)\b", line)]
@@ -194,11 +218,18 @@ def test_a_run_killed_at_any_point_converges_when_run_again(platform: Platform):
         unlocked = platform.platformctl("unlock", "--env", "sandbox", "--force", timeout=60)
         assert unlocked.returncode == 0, unlocked.stderr
         assert "platform-sandbox: released 1 slot" in unlocked.stdout, (point, unlocked.stdout)
+    before = len(platform.reports())
+    runs = [platform.start_up(), platform.start_up()]
+    outputs = [p.communicate(timeout=RUN_SECONDS)[0] for p in runs]
+    return Again(runs, outputs, platform.reports()[before:])
 
-    final = platform.up()
-    assert final.returncode == 0, "\n".join(final.output)
-    assert platform.reports()[-1]["status"] == "completed"
 
+def test_a_run_killed_at_any_point_converges_when_run_again(
+    platform: Platform, killed_then_run_twice: Again
+):
+    again = killed_then_run_twice
+    assert [p.returncode for p in again.runs] == [0, 0], again.outputs
+    assert [r["status"] for r in again.reports] == ["completed", "completed"]
     kinds = Counter(row["type"] for row in platform.inventory()["aws"])
     assert (kinds["vpc"], kinds["eks-cluster"]) == (1, 1)
     for release, component in RELEASES.items():
@@ -208,16 +239,11 @@ def test_a_run_killed_at_any_point_converges_when_run_again(platform: Platform):
         assert len(deployed) == 1, (release, history)
 
 
-def test_two_runs_at_once_take_turns_and_both_complete(platform: Platform):
-    before = len(platform.reports())
-    # The foundation alone: the lock is the environment's, whatever the runs do in it.
-    first, second = (platform.start_up("--workflows", "foundation") for _ in range(2))
-    outputs = [p.communicate(timeout=RUN_SECONDS)[0] for p in (first, second)]
-    assert [first.returncode, second.returncode] == [0, 0], outputs
-    assert any("waiting for environment sandbox" in out for out in outputs), outputs
-    reports = platform.reports()[before:]
-    assert len(reports) == 2
-    spans = sorted(span(r) for r in reports)
+def test_two_runs_at_once_take_turns_and_both_complete(killed_then_run_twice: Again):
+    again = killed_then_run_twice
+    assert [p.returncode for p in again.runs] == [0, 0], again.outputs
+    assert any("waiting for environment sandbox" in out for out in again.outputs)
+    spans = sorted(span(r) for r in again.reports)
     assert spans[0][1] <= spans[1][0], f"their components overlapped: {spans}"
 
 

@@ -22,6 +22,7 @@ from blueprint.loader import load_spec
 from blueprint.spec import WORKFLOWS, dns_token_block
 from sandbox.processes import group_members
 from tests.e2e import prefect_queries
+from tests.e2e import prefect_server as servers
 from tests.e2e.prefect_queries import unstamped
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,8 +85,12 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, postgres: servers.Postgres | None
+) -> Iterator[Stack]:
     running = Stack(tmp_path_factory.mktemp("stack"))
+    if postgres is not None:  # the documented way to PostgreSQL: a PREFECT_SERVER_* setting
+        running.env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = postgres.database("stack")
     try:
         running.up = running.platformctl("stack", "up", "--port", "0", timeout=900)
         yield running
