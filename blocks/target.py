@@ -18,7 +18,7 @@ from prefect_aws import AwsCredentials
 from prefect_kubernetes.credentials import KubernetesClusterConfig
 from pydantic import Field
 
-from tasks.pace import REAL_TIME
+from blueprint.pace import REAL_TIME
 
 
 class PlatformTarget(Block):

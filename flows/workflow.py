@@ -8,6 +8,7 @@ from typing import Any
 from blocks.target import load_target
 from blueprint.catalogue import Catalogue, Component, load_catalogue
 from blueprint.loader import load_spec
+from blueprint.pace import Pace
 from blueprint.plan import resolve_needs
 from flows.budget import budget, exclusive
 from flows.dag import readiness, run_components
@@ -15,7 +16,6 @@ from flows.futures import settled
 from flows.launchers import submit, task_options
 from tasks.context import RunContext
 from tasks.inputs import preflight
-from tasks.pace import Pace
 from tasks.platform import check_gate
 from tasks.progress import board
 

@@ -152,10 +152,10 @@ def inventory(
 ) -> None:
     """Everything the platform owns in its target: AWS resources by tag, helm releases and
     namespaces in the cluster."""
+    from blueprint.pace import Pace
     from platformctl.targets import existing_target
     from tasks.context import RunContext
     from tasks.inventory import inventory as collect
-    from tasks.pace import Pace
 
     quiet_prefect()
     try:

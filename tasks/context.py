@@ -13,10 +13,10 @@ from pathlib import Path
 from kubernetes import client as k8s
 
 from blocks.target import PlatformTarget
+from blueprint.pace import Pace
 from blueprint.spec import PlatformSpec
 from tasks.aws.clients import AwsClients, aws_clients
 from tasks.kube import api_client
-from tasks.pace import Pace
 
 HELM_ENV = "PLATFORM_HELM"
 

@@ -15,9 +15,9 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from blueprint.pace import Pace
 from blueprint.spec import Gate
 from blueprint.units import duration_seconds
-from tasks.pace import Pace
 from tasks.retries import is_transient, raised
 
 # One attempt: a few API requests, each bounded by its own request timeout.

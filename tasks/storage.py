@@ -7,9 +7,10 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from blueprint.pace import Pace
 from blueprint.spec import StorageClassSettings
 from tasks.kube import converge_object
-from tasks.pace import Pace, poll_until
+from tasks.polling import poll_until
 
 EBS_CSI = "ebs.csi.aws.com"
 DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"

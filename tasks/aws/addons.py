@@ -11,11 +11,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from blueprint.pace import Pace
 from blueprint.spec import PlatformSpec
 from tasks.aws.clients import AwsClients
 from tasks.aws.errors import AwsError, PermanentAwsError, aws_call
 from tasks.aws.identity import Identity
-from tasks.pace import Pace, WaitTimeout, poll_until
+from tasks.polling import WaitTimeout, poll_until
 
 COMPONENT = "add-ons"
 # Add-ons that run pods: DEGRADED without Ready nodes, for up to 20 min in the field.

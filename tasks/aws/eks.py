@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from blueprint.pace import Pace
 from blueprint.spec import PlatformSpec
 from tasks.aws.clients import AwsClients
 from tasks.aws.errors import AwsError, PermanentAwsError, aws_call, create_or_adopt
 from tasks.aws.iam import Roles, ensure_service_account_roles
 from tasks.aws.identity import Identity
 from tasks.aws.vpc import Network
-from tasks.pace import Pace
 
 COMPONENT = "eks"
 CREATE_BUDGET_SECONDS = 25 * 60  # guide: 12-15 min; field reports up to 15

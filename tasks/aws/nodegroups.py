@@ -13,12 +13,12 @@ from typing import Any
 import yaml
 
 from blueprint.instance_types import INSTANCE_TYPES
+from blueprint.pace import Pace
 from blueprint.spec import NodeGroup, NodeReservations, PlatformSpec
 from tasks.aws.clients import AwsClients
 from tasks.aws.errors import AwsError, PermanentAwsError, aws_call, create_or_adopt
 from tasks.aws.identity import COMPONENT_TAG, Identity
 from tasks.aws.vpc import Network
-from tasks.pace import Pace
 
 COMPONENT = "node-groups"
 CREATE_BUDGET_SECONDS = 20 * 60  # field reports: 1.5 to 10 min

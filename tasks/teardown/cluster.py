@@ -16,7 +16,7 @@ from blueprint.catalogue import Catalogue, ChartRef
 from tasks.aws.loadbalancers import LoadBalancer, cluster_load_balancers, delete_load_balancer
 from tasks.context import RunContext, helm_binary
 from tasks.helm import chart_crds
-from tasks.pace import WaitTimeout, poll_until
+from tasks.polling import WaitTimeout, poll_until
 from tasks.retries import CONVERGE
 from tasks.storage import SNAPSHOT
 from tasks.teardown.base import (

@@ -19,8 +19,10 @@ What it needs:
   turns on the cluster's public endpoint (the private one stays on) to reach the
   Kubernetes API; comma-separated CIDRs allowed to use it, e.g. your address/32. Unset,
   EKS allows any address (requests still need AWS authentication).
-- Prefect: the run goes to ``PREFECT_API_URL`` when it is set (watch it in your UI),
-  otherwise to a temporary local server.
+- Prefect: the run goes to ``PREFECT_API_URL`` when it is set (watch it in your UI); the
+  flow then acts on that server's ``platform-target/<environment>`` block, and so does the
+  test. Otherwise it goes to a temporary local server, where the test saves a target for
+  the spec's region with credentials from the default chain.
 
 Cost warning: this creates a real EKS control plane, NAT gateways with Elastic IPs and
 EC2 nodes (on-demand and spot). Expect roughly an hour (cluster 10-15 min, node groups
@@ -46,8 +48,9 @@ import pytest
 import yaml
 from prefect.testing.utilities import prefect_test_harness
 
-from blocks.target import aws_target
+from blocks.target import PlatformTarget, aws_target, load_target
 from blueprint.loader import load_spec
+from blueprint.pace import Pace
 from blueprint.spec import PlatformSpec
 from flows.foundation import foundation
 from tasks.aws.addons import delete_addons
@@ -58,12 +61,11 @@ from tasks.aws.iam import delete_roles
 from tasks.aws.inventory import aws_inventory
 from tasks.aws.nodegroups import delete_node_groups
 from tasks.aws.vpc import delete_network
-from tasks.pace import Pace
+from tests.call_log import CallLog
 
 pytestmark = pytest.mark.aws
 
 ENVIRONMENT = os.environ.get("PLATFORM_TEST_ENV", "production")
-READS = ("Describe", "List", "Get")
 CHECKS = ["nodes_ready", "kube_system_running_pods", "cluster_info", "eks_status"]
 # A step that meets a transient error (e.g. DependencyViolation while the network
 # interfaces EKS made are released) is tried again until this budget is spent.
@@ -71,26 +73,27 @@ TEARDOWN_STEP_BUDGET = 20 * 60
 TEARDOWN_RETRY_SECONDS = 30
 
 
-class CallLog:
-    """A ``before-call`` hook recording the name of every operation a client calls."""
-
-    def __init__(self) -> None:
-        self.operations: list[str] = []
-
-    def __call__(self, model: Any, **_: Any) -> None:
-        self.operations.append(model.name)
-
-    def mutating(self) -> list[str]:
-        return [name for name in self.operations if not name.startswith(READS)]
-
-
 @pytest.fixture(scope="module")
-def prefect_api() -> Iterator[None]:
+def prefect_api() -> Iterator[bool]:
+    """True on a temporary server of the test's own, False on the user's server."""
     if os.environ.get("PREFECT_API_URL"):
-        yield
+        yield False
         return
     with prefect_test_harness():
-        yield
+        yield True
+
+
+def foundation_arguments(spec_file: Path) -> dict[str, Any]:
+    """The flow's parameters for this test's run (bound to its signature in
+    tests/unit/test_aws_test_binding.py, so that they cannot drift from the flow)."""
+    return {"environment": ENVIRONMENT, "spec_file": str(spec_file)}
+
+
+async def flow_target(own_server: bool, spec: PlatformSpec) -> PlatformTarget:
+    """The target the flow will load: the user's block, or one saved on our own server."""
+    if own_server:
+        await aws_target(ENVIRONMENT, spec.platform.region).save(ENVIRONMENT, overwrite=True)
+    return await load_target(ENVIRONMENT)
 
 
 @pytest.fixture
@@ -140,14 +143,14 @@ def tear_down(spec: PlatformSpec, aws: AwsClients, pace: Pace) -> list[str]:
 
 
 def test_foundation_converges_in_aws_and_a_rerun_changes_nothing(
-    prefect_api: None, test_spec: tuple[Path, PlatformSpec]
+    prefect_api: bool, test_spec: tuple[Path, PlatformSpec]
 ):
     spec_file, spec = test_spec
-    target = aws_target(ENVIRONMENT, spec.platform.region)
+    target = asyncio.run(flow_target(prefect_api, spec))
     aws = aws_clients(target.aws_credentials, target.region)  # what the flow's tasks use
 
     def run() -> Any:
-        return asyncio.run(foundation(target=target, spec_file=str(spec_file), return_state=True))
+        return asyncio.run(foundation(**foundation_arguments(spec_file), return_state=True))
 
     try:
         state = run()

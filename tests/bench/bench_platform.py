@@ -168,12 +168,14 @@ def main() -> int:
         submitted, started = row["scheduling"]["submitted"], row["scheduling"]["started"]
         median_goal, max_goal = SUBMITTED_GOAL_S
         met = submitted["median_s"] < median_goal and submitted["max_s"] < max_goal
-        scheduling_met &= met
+        # The goal is stated at time scale 0, where no simulated wait hides the scheduling.
+        graded = row["time_scale"] == 0
+        scheduling_met &= met or not graded
+        verdict = ("met" if met else "MISSED") if graded else "goal at time scale 0 only"
         print(
             f"  after its last need, a component was submitted in {ms(submitted['median_s'])}"
-            f" (median), {ms(submitted['max_s'])} (max) (goal < 50 ms, < 500 ms: "
-            f"{'met' if met else 'MISSED'}); it started in {ms(started['median_s'])} "
-            f"(median), {ms(started['max_s'])} (max)"
+            f" (median), {ms(submitted['max_s'])} (max) (goal < 50 ms, < 500 ms: {verdict});"
+            f" it started in {ms(started['median_s'])} (median), {ms(started['max_s'])} (max)"
         )
     stack = results["stack"]
     for name in ("first", "again"):

@@ -104,6 +104,7 @@ def prefect_server(folder: Path, database_url: str, **settings: str) -> Iterator
         **settings,
     )
     prefect = str(Path(sys.executable).with_name("prefect"))
+    folder.mkdir(parents=True, exist_ok=True)
     with (folder / "server.log").open("wb") as log:
         process = subprocess.Popen(
             [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],

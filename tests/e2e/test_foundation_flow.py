@@ -37,6 +37,7 @@ from prefect.states import State
 from blocks.target import PlatformTarget
 from blueprint.catalogue import load_catalogue
 from blueprint.loader import load_spec, load_spec_data, validate_spec
+from blueprint.pace import Pace
 from blueprint.spec import PlatformSpec
 from flows.foundation import foundation
 from sandbox.settings import Fault, SandboxSettings
@@ -46,8 +47,8 @@ from tasks.aws.errors import AwsError
 from tasks.aws.inventory import aws_inventory
 from tasks.context import RunContext
 from tasks.foundation import converge_iam
-from tasks.pace import Pace
 from tasks.progress import ComponentRun, board
+from tests.call_log import READS, CallLog
 
 pytestmark = pytest.mark.e2e
 
@@ -56,22 +57,8 @@ FLOW_TIME_SCALE = 0.2
 # The sandbox's control planes take a moment (cluster 0.6 s, node group 0.25 s, add-on 0.1 s),
 # so that the flow really waits on CREATING states and starts components as needs complete.
 SANDBOX_TIME_SCALE = 0.05
-READS = ("Describe", "List", "Get")
 FOUNDATION = [c.name for c in load_catalogue().components if c.workflow == "foundation"]
 CHECKS = ["nodes_ready", "kube_system_running_pods", "cluster_info", "eks_status"]
-
-
-class CallLog:
-    """A ``before-call`` hook recording the name of every operation a client calls."""
-
-    def __init__(self) -> None:
-        self.operations: list[str] = []
-
-    def __call__(self, model: Any, **_: Any) -> None:
-        self.operations.append(model.name)
-
-    def mutating(self) -> list[str]:
-        return [name for name in self.operations if not name.startswith(READS)]
 
 
 @dataclass

@@ -30,6 +30,7 @@ from blocks.target import PlatformTarget
 from blueprint.catalogue import load_catalogue
 from blueprint.errors import SpecError
 from blueprint.loader import load_spec
+from blueprint.pace import Pace
 from blueprint.plan import resolve_needs
 from blueprint.spec import dns_token_block
 from blueprint.units import duration_seconds
@@ -49,9 +50,9 @@ from tasks.foundation import converge_node_groups
 from tasks.gates import GateRefused, retry_if_not_ready
 from tasks.inputs import preflight
 from tasks.locks import EnvironmentBusy, environment_lock, helm_slots_name, lock_name
-from tasks.pace import Pace
 from tasks.platform import check_gate, converge_chart_crds, converge_release
 from tasks.progress import board
+from tests.call_log import CallLog
 
 pytestmark = pytest.mark.e2e
 
@@ -59,18 +60,6 @@ SPEC = load_spec("sandbox")
 CATALOGUE = load_catalogue()
 FLOW_TIME_SCALE = 0.2
 WATCHDOG_SECONDS = 240  # a run that has not ended by then hangs: the test fails, not waits
-READS = ("Describe", "List", "Get", "Head")
-
-
-class CallLog:
-    def __init__(self) -> None:
-        self.operations: list[str] = []
-
-    def __call__(self, model: Any, **_: Any) -> None:
-        self.operations.append(model.name)
-
-    def mutating(self) -> list[str]:
-        return [op for op in self.operations if not op.startswith(READS)]
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ from kubernetes import client as k8s
 
 from blocks.target import sandbox_target
 from blueprint.loader import load_spec, load_spec_data, validate_spec
+from blueprint.pace import Pace
 from blueprint.spec import PlatformSpec
 from sandbox.aws.server import LocalAws
 from sandbox.kube.server import KubeSimulator
@@ -50,13 +51,12 @@ from tasks.aws.inventory import aws_inventory
 from tasks.aws.nodegroups import NodeGroups, ensure_node_groups
 from tasks.aws.vpc import Network, ensure_network
 from tasks.kube import api_client
-from tasks.pace import Pace
 from tasks.storage import SNAPSHOT, ensure_storage_classes
 from tasks.validation import foundation_checks
+from tests.call_log import CallLog
 
 pytestmark = pytest.mark.sandbox
 
-READS = ("Describe", "List", "Get")
 EARLY_ADDONS = ("vpc-cni", "kube-proxy")  # need the cluster only
 LATE_ADDONS = ("coredns", "aws-ebs-csi-driver", "snapshot-controller")  # need Ready nodes
 # Short polls and budgets: the local control planes answer at once (latency off).
@@ -85,19 +85,6 @@ class Sandbox:
     def calls(self, operation: str) -> int:
         """How often the local AWS answered ``service:Operation`` so far."""
         return self.aws.calls().get(operation, 0)
-
-
-class CallLog:
-    """A ``before-call`` hook recording the name of every operation a client calls."""
-
-    def __init__(self) -> None:
-        self.operations: list[str] = []
-
-    def __call__(self, model: Any, **_: Any) -> None:
-        self.operations.append(model.name)
-
-    def mutating(self) -> list[str]:
-        return [name for name in self.operations if not name.startswith(READS)]
 
 
 def spec_named(name: str, **eks: Any) -> PlatformSpec:

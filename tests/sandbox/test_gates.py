@@ -21,6 +21,7 @@ from kubernetes import client, config
 
 from blueprint.catalogue import load_catalogue
 from blueprint.loader import load_spec
+from blueprint.pace import Pace
 from blueprint.spec import Gate
 from sandbox.charts.server import ChartRepository
 from sandbox.cluster import NodeGroupInfo, StaticClusterSource
@@ -37,7 +38,6 @@ from tasks.gates import (
     retry_policy,
 )
 from tasks.helm import ensure_namespace, ensure_release
-from tasks.pace import Pace
 from tasks.values import ValuesContext, bucket_name, catalogue_namespaces, chart_values
 
 pytestmark = pytest.mark.sandbox

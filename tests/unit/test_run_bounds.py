@@ -15,6 +15,7 @@ from urllib3.exceptions import MaxRetryError
 from blocks.target import PlatformTarget
 from blueprint.catalogue import load_catalogue
 from blueprint.loader import load_spec
+from blueprint.pace import Pace
 from blueprint.plan import plan
 from blueprint.spec import WORKFLOWS
 from flows.budget import BudgetExceeded, budget, within
@@ -22,7 +23,6 @@ from platformctl.run import scheduling
 from tasks.aws.errors import create_or_adopt
 from tasks.context import RunContext
 from tasks.kube import converge_object
-from tasks.pace import Pace
 from tasks.progress import Board
 from tasks.retries import ReleaseFailed, helm_transient, is_transient
 

@@ -7,12 +7,8 @@ duration the spec or the guide states in real seconds goes through ``seconds``.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
-T = TypeVar("T")
 REAL_TIME = 60.0
 MIN_POLL_SECONDS = 0.05
 
@@ -40,20 +36,3 @@ class Pace:
         """A boto3 ``WaiterConfig`` with the delay and the budget scaled."""
         delay = self.poll(real_delay)
         return {"Delay": delay, "MaxAttempts": max(1, int(self.budget(real_timeout) / delay) + 1)}
-
-
-class WaitTimeout(TimeoutError):
-    pass
-
-
-def poll_until(check: Callable[[], T | None], timeout: float, interval: float, what: str) -> T:
-    """Call ``check`` every ``interval`` seconds until it returns something other than None;
-    ``WaitTimeout`` naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result is not None:
-            return result
-        if time.monotonic() >= deadline:
-            raise WaitTimeout(f"{what}: not done after {timeout:.1f}s")
-        time.sleep(interval)
