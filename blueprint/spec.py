@@ -65,6 +65,11 @@ class PlatformSettings(Model):
     tags: dict[str, str] = Field(
         default_factory=dict, description="Extra tags put on every AWS resource"
     )
+    bucket_namespace: DnsLabel | None = Field(
+        default=None,
+        description="Last part of every S3 bucket name, to make it unique in the world "
+        "(bucket names are global); empty: the AWS account ID",
+    )
 
     @field_validator("region")
     @classmethod
@@ -348,7 +353,7 @@ class BucketLifecycle(Model):
 
 class ObjectStorage(Model):
     bucket_suffix: DnsLabel = Field(
-        description="Bucket name is <platform>-<environment>-<suffix>; S3 names are global"
+        description="Bucket name is <platform>-<environment>-<suffix>-<platform.bucket_namespace>"
     )
     versioning: bool = Field(description="Keep object versions")
     lifecycle: BucketLifecycle = Field(description="S3 lifecycle rules (guide: s3_lifecycle)")
@@ -443,6 +448,9 @@ class ObservabilitySettings(Model):
         return self
 
 
+STORAGE_PARTS = ("mimir", "loki")  # the services that keep their data in S3
+
+
 def object_storage(spec: PlatformSpec, storage: str) -> ObjectStorage:
     """The object storage settings of ``"mimir"`` or ``"loki"``."""
     owners = {"mimir": spec.observability.mimir, "loki": spec.observability.loki}
@@ -451,10 +459,17 @@ def object_storage(spec: PlatformSpec, storage: str) -> ObjectStorage:
     return owners[storage].storage
 
 
-def bucket_name(spec: PlatformSpec, storage: str) -> str:
-    """``<platform>-<environment>-<suffix>``: S3 names are global, so both prefixes go in."""
+MAX_BUCKET_NAME = 63
+ACCOUNT_ID_PLACEHOLDER = "123456789012"  # as long as any AWS account ID
+
+
+def bucket_name(spec: PlatformSpec, storage: str, account_id: str) -> str:
+    """``<platform>-<environment>-<suffix>-<namespace>``. S3 names are global: another
+    installation anywhere uses the same platform and environment names, so the last part is
+    the spec's ``platform.bucket_namespace`` or else the account's ID."""
     suffix = object_storage(spec, storage).bucket_suffix
-    return f"{spec.platform.name}-{spec.platform.environment}-{suffix}"
+    namespace = spec.platform.bucket_namespace or account_id
+    return f"{spec.platform.name}-{spec.platform.environment}-{suffix}-{namespace}"
 
 
 DNS_TOKEN_BLOCK = "cloudflare-api-token-{environment}"
@@ -696,6 +711,13 @@ class PlatformSpec(Model):
             problems.append(
                 "addons.items.snapshot-controller: only needed for storage_class.snapshots"
             )
+        for part in STORAGE_PARTS:
+            longest = bucket_name(self, part, ACCOUNT_ID_PLACEHOLDER)
+            if len(longest) > MAX_BUCKET_NAME:
+                problems.append(
+                    f"observability.{part}.storage.bucket_suffix: the bucket name {longest!r} "
+                    f"would be {len(longest)} characters; S3 allows {MAX_BUCKET_NAME}"
+                )
         desired = sum(g.desired_size for g in self.node_groups.values())
         if desired < self.validation.min_nodes:
             problems.append(

@@ -17,6 +17,7 @@ class NodeGroupInfo(NamedTuple):
     desired_size: int
     labels: dict[str, str]
     taints: tuple[dict[str, str], ...]  # {"key", "value", "effect"} as in the EKS API
+    network_ready: bool = True  # the cluster's CNI (vpc-cni add-on) is running
 
 
 class AddonInfo(NamedTuple):

@@ -21,6 +21,7 @@ import yaml
 DEFAULT_MINUTES: dict[str, float] = {
     "eks_cluster": 12,  # guide: eks 12-15
     "nodegroup": 5,  # guide: node groups 5-8
+    "node_join": 20,  # EKS fails a node group whose nodes are not Ready by then
     "addon": 2,  # an add-on rolling out on Ready nodes
     "pod_ready": 0.5,  # a pod from scheduled to Ready
     "load_balancer": 2,  # a LoadBalancer Service getting its hostname
@@ -39,6 +40,8 @@ FAULTS: dict[str, str] = {
     "kube-unavailable": "target 'METHOD /path' (e.g. 'POST /api/v1/namespaces/*'): the "
     "Kubernetes API answers 503, as an overloaded or restarting API server does",
     "kube-forbidden": "target 'METHOD /path': the Kubernetes API answers 403 Forbidden",
+    "s3-name-taken": "target bucket name: another AWS account owns that name (S3 names are "
+    "global): HeadBucket 403, CreateBucket 409 BucketAlreadyExists",
 }
 
 

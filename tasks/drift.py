@@ -440,7 +440,7 @@ def _storage_class(
 
 def _bucket(ctx: RunContext, component: Component, namespaces: dict[str, str]) -> Observation:
     assert component.storage is not None
-    name = bucket_name(ctx.spec, component.storage)
+    name = bucket_name(ctx.spec, component.storage, ctx.aws.account_id())
     try:
         with aws_call("s3:HeadBucket"):
             ctx.aws("s3").head_bucket(Bucket=name)

@@ -17,6 +17,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from blueprint.catalogue import Component
+from blueprint.spec import STORAGE_PARTS, bucket_name
 from blueprint.units import duration_seconds
 from tasks.aws.errors import AwsError, aws_call
 from tasks.aws.iam import SERVICE_ACCOUNT_ROLES
@@ -37,7 +38,7 @@ from tasks.kube import converge_object
 from tasks.locks import helm_slot
 from tasks.progress import board
 from tasks.retries import CONVERGE
-from tasks.values import ValuesContext, bucket_name, chart_values
+from tasks.values import ValuesContext, chart_values
 
 DNS_TOKEN_SECRET = "external-dns-cloudflare"  # the k8s Secret external-dns reads (api-token)
 
@@ -60,7 +61,7 @@ def values_context(ctx: RunContext, namespaces: dict[str, str]) -> ValuesContext
     return ValuesContext(
         spec=ctx.spec,
         namespaces=namespaces,
-        buckets={part: bucket_name(ctx.spec, part) for part in ("mimir", "loki")},
+        buckets={part: bucket_name(ctx.spec, part, ctx.aws.account_id()) for part in STORAGE_PARTS},
         service_account_roles=service_account_roles(ctx),
         dns_token_secret=DNS_TOKEN_SECRET,
     )

@@ -139,7 +139,15 @@ def apply_update(addon: Addon, cluster: dict[str, Any], request: dict[str, Any])
     """Applies an UpdateAddon request to a settled add-on; it is UPDATING from now on."""
     check_settings(request, cluster, addon.name)
     if "addonVersion" in request:
-        addon.version = checked_version(addon.name, request["addonVersion"], cluster)
+        version = checked_version(addon.name, request["addonVersion"], cluster)
+        if version_key(version) < version_key(addon.version):
+            raise invalid_parameter(
+                f"Updating addon {addon.name} from {addon.version} to {version} is not "
+                "supported: an add-on cannot be downgraded",
+                cluster,
+                addon.name,
+            )
+        addon.version = version
     if "serviceAccountRoleArn" in request:
         addon.service_account_role_arn = request["serviceAccountRoleArn"] or None
     if "configurationValues" in request:
@@ -154,6 +162,11 @@ def apply_update(addon: Addon, cluster: dict[str, Any], request: dict[str, Any])
     update = AddonUpdate(str(uuid.uuid4()), params, now)
     addon.updates[update.id] = update
     return update
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """``v1.19.2-eksbuild.1`` -> (1, 19, 2, 1): add-on versions in their order."""
+    return tuple(int(n) for n in re.findall(r"\d+", version))
 
 
 def checked_version(name: str, version: str | None, cluster: dict[str, Any]) -> str:

@@ -32,6 +32,7 @@ class AwsClusterSource:
                         desired_size=int((group.get("scalingConfig") or {}).get("desiredSize", 0)),
                         labels=dict(group.get("labels") or {}),
                         taints=tuple(dict(t) for t in group.get("taints") or ()),
+                        network_ready=self._model.network_ready(cluster["region"], cluster["name"]),
                     )
                 )
         return found

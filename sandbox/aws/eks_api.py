@@ -146,7 +146,9 @@ class EksApi:
 
         def adjust(payload: dict[str, Any]) -> None:
             cluster = payload["cluster"]
-            self.model.cluster_created(call.region, cluster["name"])
+            self.model.cluster_created(
+                call.region, cluster["name"], call.body.get("bootstrapSelfManagedAddons", True)
+            )
             self._presented(cluster, self._simulated(call, cluster))
 
         return self._forward_adjusted(call, adjust)
@@ -189,6 +191,9 @@ class EksApi:
             group["status"] = self.model.nodegroup_status(
                 call.region, call.cluster, name, group.get("status", "ACTIVE")
             )
+            issues = self.model.nodegroup_health(call.region, call.cluster, name)
+            if issues:
+                group["health"] = {"issues": issues}
             template = self.model.nodegroup_template(call.region, call.cluster, name)
             if template:
                 group["launchTemplate"] = {**group.get("launchTemplate", {}), **template}

@@ -24,6 +24,8 @@ from sandbox.settings import FaultBook, Latency, SandboxSettings
 class ClusterLife:
     created: float
     fails: bool  # hit by eks-create-fails: FAILED once its creation time has passed
+    # bootstrapSelfManagedAddons (EKS's default): the cluster comes with a self-managed CNI
+    self_managed_addons: bool = True
 
 
 def cluster_not_found(name: str) -> AwsError:
@@ -42,6 +44,13 @@ def addon_not_found(cluster: str, addon: str) -> AwsError:
     )
 
 
+JOIN_FAILURE = {
+    "code": "NodeCreationFailure",
+    "message": "Instances failed to join the kubernetes cluster",
+    "resourceIds": [],
+}
+
+
 class EksModel:
     def __init__(self, settings: SandboxSettings, moto: MotoEks):
         self.settings = settings
@@ -50,6 +59,7 @@ class EksModel:
         self._nodegroup_templates: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._clusters: dict[tuple[str, str], ClusterLife] = {}
         self._nodegroups: dict[tuple[str, str, str], float] = {}
+        self._joined: dict[tuple[str, str, str], bool] = {}  # did its instances join?
         self._addons: dict[tuple[str, str, str], Addon] = {}
         self._regions: set[str] = set()
 
@@ -71,10 +81,10 @@ class EksModel:
         with self._lock:
             return sorted(self._regions)
 
-    def cluster_created(self, region: str, name: str) -> None:
+    def cluster_created(self, region: str, name: str, self_managed_addons: bool = True) -> None:
         fails = self.faults.fire("eks-create-fails", name)
         with self._lock:
-            self._clusters[(region, name)] = ClusterLife(time.time(), fails)
+            self._clusters[(region, name)] = ClusterLife(time.time(), fails, self_managed_addons)
             self._forget(region, name)
 
     def cluster_deleted(self, region: str, name: str) -> None:
@@ -86,6 +96,7 @@ class EksModel:
         """Drops what belonged to an earlier cluster of that name (caller holds the lock)."""
         for key in [k for k in self._nodegroups if k[:2] == (region, cluster)]:
             del self._nodegroups[key]
+            self._joined.pop(key, None)
         for key in [k for k in self._addons if k[:2] == (region, cluster)]:
             del self._addons[key]
 
@@ -141,6 +152,7 @@ class EksModel:
     def nodegroup_deleted(self, region: str, cluster: str, name: str) -> None:
         with self._lock:
             self._nodegroups.pop((region, cluster, name), None)
+            self._joined.pop((region, cluster, name), None)
             self._nodegroup_templates.pop((region, cluster, name), None)
 
     def nodegroup_version_updated(
@@ -163,7 +175,48 @@ class EksModel:
             created = self._nodegroups.get((region, cluster, name))
         if created is None or moto_status != "ACTIVE":
             return moto_status
-        return "ACTIVE" if self.latency.done("nodegroup", created) else "CREATING"
+        if not self.latency.done("nodegroup", created):
+            return "CREATING"
+        joined = self._instances_joined(region, cluster, name, created)
+        return {True: "ACTIVE", False: "CREATE_FAILED", None: "CREATING"}[joined]
+
+    def nodegroup_health(self, region: str, cluster: str, name: str) -> list[dict[str, Any]]:
+        with self._lock:
+            joined = self._joined.get((region, cluster, name), True)
+        return [] if joined else [dict(JOIN_FAILURE)]
+
+    def _instances_joined(
+        self, region: str, cluster: str, name: str, created: float
+    ) -> bool | None:
+        """Whether the group's instances became Ready nodes; None while undecided. With
+        the cluster's default add-ons off (``bootstrapSelfManagedAddons`` false) a node has
+        no CNI, and stays NotReady, until the vpc-cni add-on is ACTIVE; EKS fails a group
+        whose nodes are not Ready within its join budget with NodeCreationFailure."""
+        key = (region, cluster, name)
+        with self._lock:
+            if key in self._joined:
+                return self._joined[key]
+        if self.network_ready(region, cluster):
+            joined = True
+        elif self.latency.done("node_join", created):
+            joined = False
+        else:
+            return None
+        with self._lock:
+            return self._joined.setdefault(key, joined)
+
+    def network_ready(self, region: str, cluster: str) -> bool:
+        """Whether the cluster's nodes have a CNI: the self-managed one a cluster gets by
+        default, or else its vpc-cni add-on ACTIVE (a DaemonSet: it needs no nodes for
+        that)."""
+        with self._lock:
+            life = self._clusters.get((region, cluster))
+            if life is None or life.self_managed_addons:
+                return True
+            vpc_cni = self._present((region, cluster, "vpc-cni"))
+        if vpc_cni is None:
+            return False
+        return vpc_cni.status(self.latency, True, time.time())[0] == "ACTIVE"
 
     def active_nodegroups(self, region: str, cluster: str) -> list[dict[str, Any]]:
         groups = []

@@ -14,6 +14,8 @@ from xml.sax.saxutils import escape
 
 from werkzeug.wrappers import Response
 
+from sandbox.aws.moto_app import ACCOUNT_ID
+
 JSON_TYPES = {
     "json": "application/x-amz-json-1.1",
     "rest-json": "application/json",
@@ -48,7 +50,7 @@ def denied(protocol: str, operation: str) -> AwsError:
     if protocol in ("query", "rest-xml"):
         code = "AccessDenied"
     message = (
-        f"User: arn:aws:iam::123456789012:user/sandbox is not authorized to perform: {operation}"
+        f"User: arn:aws:iam::{ACCOUNT_ID}:user/sandbox is not authorized to perform: {operation}"
     )
     return AwsError(403, code, message)
 

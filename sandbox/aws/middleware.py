@@ -3,7 +3,8 @@
 Order per request: identify the operation; if an ``aws-throttle``, ``aws-error`` or
 ``aws-denied`` fault targets it, answer with that error in the request's protocol (each
 answer uses up one count of the fault, so ``count: N`` means "the next N calls"); EKS calls
-go to the local EKS API; all others reach moto unchanged.
+go to the local EKS API; S3 calls pass S3's own rules (``s3_rules``); all others reach moto
+unchanged.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sandbox.aws.eks_api import OPERATION_KEY, EksApi
 from sandbox.aws.errors import denied, error_response, throttling, unavailable
 from sandbox.aws.moto_app import WsgiApp
 from sandbox.aws.operations import Operation, OperationIdentifier
+from sandbox.aws.s3_rules import S3Rules
 from sandbox.settings import SandboxSettings
 
 HEALTH_PATH = "/_sandbox/health"
@@ -28,6 +30,7 @@ class AwsFrontend:
     def __init__(self, moto_app: WsgiApp, eks: EksApi, settings: SandboxSettings):
         self._moto = moto_app
         self._eks = eks
+        self._s3 = S3Rules(moto_app, settings)
         self._settings = settings
         self._identifier = OperationIdentifier()
         self._lock = threading.Lock()
@@ -52,6 +55,8 @@ class AwsFrontend:
             return fault(environ, start_response)
         if operation.service == "eks":
             return self._eks(environ, start_response)
+        if operation.service == "s3":
+            return self._s3(operation, environ, start_response)
         return self._moto(environ, start_response)
 
     def _fault(self, operation: Operation) -> Response | None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
+ACCOUNT_ID = "123456789012"  # moto's default account: every request acts in it
 MOTO_ENVIRONMENT = {
     "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
     "MOTO_ACM_VALIDATION_WAIT": "0",

@@ -4,7 +4,9 @@ Every ~0.5 s the ACTIVE node groups are read from the cluster source; each gets
 ``desired_size`` Ready nodes, spread over the zones like an Auto Scaling group does. Nodes of
 a group that shrank (newest first) or disappeared are deleted together with their pods,
 which the workload controllers then recreate elsewhere. Label and taint changes of a group
-are applied to its nodes, as EKS does.
+are applied to its nodes, as EKS does. Without the cluster's CNI (the vpc-cni add-on) a
+node is NotReady and tainted ``node.kubernetes.io/not-ready``, as the kubelet and the node
+lifecycle controller make it.
 """
 
 from __future__ import annotations
@@ -44,8 +46,21 @@ TAINT_EFFECTS = {
 }
 
 
+NOT_READY_TAINT = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}
+NO_NETWORK = (
+    "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
+    "message:Network plugin returns error: cni plugin not initialized"
+)
+
+
+def ready_condition(group: NodeGroupInfo) -> tuple[str, str, str, str]:
+    if group.network_ready:
+        return ("Ready", "True", "KubeletReady", "kubelet is posting ready status")
+    return ("Ready", "False", "KubeletNotReady", NO_NETWORK)
+
+
 def node_taints(group: NodeGroupInfo) -> list[dict[str, str]]:
-    taints = []
+    taints = [] if group.network_ready else [dict(NOT_READY_TAINT)]
     for taint in group.taints:
         effect = TAINT_EFFECTS.get(taint.get("effect", ""), taint.get("effect", ""))
         item = {"key": taint["key"], "effect": effect}
@@ -90,7 +105,7 @@ def build_node(group: NodeGroupInfo, ip: str, zone: str) -> dict[str, Any]:
         ("MemoryPressure", "False", "KubeletHasSufficientMemory", "sufficient memory available"),
         ("DiskPressure", "False", "KubeletHasNoDiskPressure", "no disk pressure"),
         ("PIDPressure", "False", "KubeletHasSufficientPID", "sufficient PID available"),
-        ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+        ready_condition(group),
     ]
     return {
         "apiVersion": "v1",
@@ -231,15 +246,25 @@ class NodeGroups(Reconciler):
         wanted_taints = node_taints(group)
         # labels set by others (e.g. kubectl label) stay; the group's own are enforced
         merged = {**labels(node), **wanted_labels}
-        if merged == labels(node) and (node.get("spec") or {}).get("taints", []) == wanted_taints:
+        if merged != labels(node) or (node.get("spec") or {}).get("taints", []) != wanted_taints:
+            updated = deep(node)
+            updated["metadata"]["labels"] = merged
+            if wanted_taints:
+                updated["spec"]["taints"] = wanted_taints
+            else:
+                updated["spec"].pop("taints", None)
+            node = self.store.replace(self.kinds.node, updated)
+        kind, status, reason, message = ready_condition(group)
+        conditions = (node.get("status") or {}).get("conditions", [])
+        if all(c["status"] == status for c in conditions if c["type"] == kind):
             return
         updated = deep(node)
-        updated["metadata"]["labels"] = merged
-        if wanted_taints:
-            updated["spec"]["taints"] = wanted_taints
-        else:
-            updated["spec"].pop("taints", None)
-        self.store.replace(self.kinds.node, updated)
+        for condition in updated["status"]["conditions"]:
+            if condition["type"] == kind:
+                condition.update(
+                    status=status, reason=reason, message=message, lastTransitionTime=now()
+                )
+        self.store.replace(self.kinds.node, updated, subresource="status")
 
     def _remove(self, node: dict[str, Any]) -> None:
         name = node["metadata"]["name"]

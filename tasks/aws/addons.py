@@ -7,6 +7,7 @@ so creation retries while EKS answers "not ready yet" instead of failing.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from blueprint.pace import Pace
 from blueprint.spec import PlatformSpec
 from tasks.aws.clients import AwsClients
+from tasks.aws.eks import owned_cluster
 from tasks.aws.errors import AwsError, PermanentAwsError, aws_call
 from tasks.aws.identity import Identity
 from tasks.polling import WaitTimeout, poll_until
@@ -63,6 +65,11 @@ def default_version(aws: AwsClients, name: str, kubernetes_version: str) -> str:
     return versions[0]["addonVersion"]
 
 
+def version_key(version: str) -> tuple[int, ...]:
+    """``v1.19.2-eksbuild.1`` -> (1, 19, 2, 1): add-on versions in their order."""
+    return tuple(int(n) for n in re.findall(r"\d+", version))
+
+
 def _health(addon: dict[str, Any]) -> list[str]:
     return [
         f"{i.get('code')}: {i.get('message')}" for i in addon.get("health", {}).get("issues", [])
@@ -89,6 +96,11 @@ def ensure_addon(
         else None
     )
     current = describe_addon(aws, cluster, name)
+    if current is not None and version_key(version) < version_key(current["addonVersion"]):
+        # EKS does not downgrade add-ons: a newer one (updated by hand, or a default that
+        # moved back) is kept and said, never a failed run.
+        changes.append(f"add-on {name} runs {current['addonVersion']}, newer than {version}: kept")
+        version = current["addonVersion"]
     if current is None:
         request: dict[str, Any] = {
             "clusterName": cluster,
@@ -155,6 +167,8 @@ def _wait_active(aws: AwsClients, cluster: str, name: str, pace: Pace) -> dict[s
 
 def delete_addons(spec: PlatformSpec, aws: AwsClients, pace: Pace) -> list[str]:
     cluster, eks = spec.eks.cluster_name, aws("eks")
+    if owned_cluster(spec, aws) is None:
+        return []
     try:
         with aws_call("eks:ListAddons"):
             names = eks.list_addons(clusterName=cluster)["addons"]

@@ -9,6 +9,8 @@ from typing import Any
 from botocore.config import Config
 from prefect_aws import AwsCredentials
 
+from tasks.aws.errors import aws_call
+
 # Adaptive mode: client-side rate limiting plus retries of throttling and 5xx inside each
 # call, before anything reaches the task's own (transient-only) retries.
 RETRY_CONFIG = Config(
@@ -39,6 +41,7 @@ class AwsClients:
         self._clients: dict[str, Any] = {}
         self._hooks: list[tuple[str, Callable[..., Any]]] = []
         self._lock = threading.Lock()
+        self._account_id: str | None = None
 
     def __call__(self, service: str) -> Any:
         with self._lock:
@@ -59,6 +62,15 @@ class AwsClients:
     def credentials(self) -> Any:
         """botocore credentials of the session (for signing outside a client call)."""
         return self._session.get_credentials()
+
+    def account_id(self) -> str:
+        """The account the credentials act in (STS GetCallerIdentity, asked once)."""
+        with self._lock:
+            if self._account_id is None:
+                sts = self._session.client("sts", **self._params)
+                with aws_call("sts:GetCallerIdentity"):
+                    self._account_id = sts.get_caller_identity()["Account"]
+            return self._account_id
 
     @property
     def endpoint_url(self) -> str | None:

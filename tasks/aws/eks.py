@@ -83,6 +83,15 @@ def describe_cluster(aws: AwsClients, name: str) -> dict[str, Any] | None:
         raise
 
 
+def owned_cluster(spec: PlatformSpec, aws: AwsClients) -> dict[str, Any] | None:
+    """The spec's cluster if it exists, once it is known to be the platform's (a cluster of
+    that name without the platform's tags stops the caller: ``NotOurs``)."""
+    cluster = describe_cluster(aws, spec.eks.cluster_name)
+    if cluster is not None:
+        Identity.of(spec).claim("EKS cluster", spec.eks.cluster_name, cluster.get("tags"))
+    return cluster
+
+
 def _log_group(spec: PlatformSpec, aws: AwsClients, changes: list[str]) -> None:
     """EKS writes control-plane logs to this group; creating it first sets its retention
     before the first log line (EKS would create it with retention 'never expire')."""
@@ -164,8 +173,8 @@ def ensure_cluster(
     """Create the control plane if missing, wait for ACTIVE, converge its settings."""
     name = spec.eks.cluster_name
     changes: list[str] = []
+    cluster = owned_cluster(spec, aws)
     _log_group(spec, aws, changes)
-    cluster = describe_cluster(aws, name)
     created = cluster is None
     if cluster is None:
         version = choose_version(offered_versions(aws), spec.eks.version_strategy, spec.eks.version)
@@ -200,6 +209,7 @@ def ensure_cluster(
             "eks:DescribeCluster", "ClusterFailed", f"cluster {name} is FAILED; tear down and retry"
         )
     cluster = wait_active(aws, name, pace, CREATE_BUDGET_SECONDS)
+    Identity.of(spec).claim("EKS cluster", name, cluster.get("tags"))  # if adopted just now
     if not created:
         _reconcile_config(spec, aws, cluster, changes)
         if spec.eks.version and spec.eks.version != cluster["version"]:
@@ -229,7 +239,7 @@ def delete_cluster(spec: PlatformSpec, aws: AwsClients, pace: Pace) -> list[str]
     """Delete the cluster (its node groups and add-ons must be gone) and its log group."""
     name = spec.eks.cluster_name
     done = []
-    if describe_cluster(aws, name) is not None:
+    if owned_cluster(spec, aws) is not None:
         with aws_call("eks:DeleteCluster"):
             aws("eks").delete_cluster(name=name)
         with aws_call("eks:DescribeCluster (wait deleted)"):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
-from blueprint.spec import PlatformSpec, bucket_name
+from blueprint.spec import STORAGE_PARTS, PlatformSpec, bucket_name
 from tasks.aws.clients import AwsClients
 from tasks.aws.errors import AwsError, aws_call, create_or_adopt
 from tasks.aws.identity import Identity
@@ -132,6 +132,7 @@ class _Roles:
                 self.changes.append(f"created role {name}")
             role = created or self._get(name)
             assert role is not None, name
+        self.me.claim("IAM role", name, role.get("Tags"))
         if _document(role["AssumeRolePolicyDocument"]) != trust:
             with aws_call("iam:UpdateAssumeRolePolicy"):
                 self.iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
@@ -173,9 +174,9 @@ class _Roles:
         self.changes.append(f"set inline policy of {role}")
 
 
-def node_storage_policy(spec: PlatformSpec) -> dict[str, Any]:
+def node_storage_policy(spec: PlatformSpec, account_id: str) -> dict[str, Any]:
     """Mimir and Loki run with the node role's credentials: read and write their buckets."""
-    arns = [f"arn:aws:s3:::{bucket_name(spec, part)}" for part in ("mimir", "loki")]
+    arns = [f"arn:aws:s3:::{bucket_name(spec, part, account_id)}" for part in STORAGE_PARTS]
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -200,7 +201,10 @@ def ensure_roles(spec: PlatformSpec, aws: AwsClients) -> Roles:
     names = role_names(spec)
     cluster = roles.role(names["cluster"], _trust("eks.amazonaws.com"), CLUSTER_POLICIES)
     node = roles.role(
-        names["node"], _trust("ec2.amazonaws.com"), NODE_POLICIES, node_storage_policy(spec)
+        names["node"],
+        _trust("ec2.amazonaws.com"),
+        NODE_POLICIES,
+        node_storage_policy(spec, aws.account_id()),
     )
     return Roles(cluster, node, roles.changes)
 
@@ -255,7 +259,7 @@ def delete_roles(spec: PlatformSpec, aws: AwsClients, oidc_issuer: str | None = 
     for name in names:
         try:
             with aws_call("iam:GetRole"):
-                iam.get_role(RoleName=name)
+                me.claim("IAM role", name, iam.get_role(RoleName=name)["Role"].get("Tags"))
         except AwsError as exc:
             if exc.code == "NoSuchEntity":
                 continue
@@ -281,6 +285,9 @@ def delete_roles(spec: PlatformSpec, aws: AwsClients, oidc_issuer: str | None = 
             ]
         for arn in arns:
             if arn.endswith(f"oidc-provider/{host}"):
+                with aws_call("iam:GetOpenIDConnectProvider"):
+                    provider = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
+                me.claim("OIDC provider", host, provider.get("Tags"))
                 with aws_call("iam:DeleteOpenIDConnectProvider"):
                     iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=arn)
                 done.append(f"oidc provider {quote(host)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from blueprint.spec import PlatformSpec
+from tasks.aws.errors import PermanentAwsError
 
 NAME_TAG = "platform.io/name"
 ENVIRONMENT_TAG = "platform.io/environment"
@@ -56,6 +57,26 @@ class Identity:
     def owns(self, tags: list[dict] | dict[str, str] | None) -> bool:
         as_dict = tags if isinstance(tags, dict) else {t["Key"]: t["Value"] for t in tags or []}
         return all(as_dict.get(k) == v for k, v in self.owner_tags().items())
+
+    def claim(self, kind: str, name: str, tags: list[dict] | dict[str, str] | None) -> None:
+        """Go on with an existing resource found by its name only if it carries the
+        platform's tags; otherwise stop before anything about it changes."""
+        if not self.owns(tags):
+            raise NotOurs(kind, name, self.owner_tags())
+
+
+class NotOurs(PermanentAwsError):
+    """A resource has the name the platform would give it, but not its ownership tags:
+    someone else's, never adopted, changed or deleted."""
+
+    def __init__(self, kind: str, name: str, owner_tags: dict[str, str]):
+        wanted = ", ".join(f"{k}={v}" for k, v in owner_tags.items())
+        super().__init__(
+            f"adopt {kind} {name}",
+            "NotOurs",
+            f"{kind} {name} exists, not ours: it lacks the tags {wanted}; nothing was "
+            "changed. Give the platform other names in the spec, or tag it to hand it over",
+        )
 
 
 def tag_dict(tags: list[dict] | None) -> dict[str, str]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from blueprint.spec import ObjectStorage, PlatformSpec, bucket_name, object_storage
 from tasks.aws.clients import AwsClients
-from tasks.aws.errors import AwsError, aws_call, create_or_adopt
+from tasks.aws.errors import AwsError, PermanentAwsError, aws_call, create_or_adopt
 from tasks.aws.identity import Identity, tag_dict
 
 COMPONENT = "object-storage"
@@ -43,35 +43,65 @@ def _missing(exc: AwsError, *codes: str) -> bool:
     return exc.code in codes
 
 
-def ensure_bucket(spec: PlatformSpec, aws: AwsClients, part: str) -> Bucket:
-    """The bucket of ``part`` ("mimir" or "loki"), converged to the spec."""
-    s3, me = aws("s3"), Identity.of(spec)
-    storage = object_storage(spec, part)
-    name = bucket_name(spec, part)
-    changes: list[str] = []
+def _exists(s3: Any, name: str) -> bool:
+    """HeadBucket: 404 is "no such bucket"; 403 is a bucket of that name in another
+    account (S3 names are global), which no retry and no run of ours can change."""
     try:
         with aws_call("s3:HeadBucket"):
             s3.head_bucket(Bucket=name)
     except AwsError as exc:
-        if not _missing(exc, "404", "NoSuchBucket", "NotFound"):
-            raise
-        request: dict[str, Any] = {"Bucket": name}
-        if aws.region != "us-east-1":  # us-east-1 rejects an explicit location constraint
-            request["CreateBucketConfiguration"] = {"LocationConstraint": aws.region}
-        # BucketAlreadyOwnedByYou: an earlier attempt made it; BucketAlreadyExists (another
-        # account's) stays an error, since the name is global.
-        if create_or_adopt(
-            "s3:CreateBucket", lambda: s3.create_bucket(**request), "BucketAlreadyOwnedByYou"
-        ):
-            changes.append(f"created bucket {name}")
-    wanted_tags = me.tags(COMPONENT, part)
+        if _missing(exc, "404", "NoSuchBucket", "NotFound"):
+            return False
+        if exc.code in ("403", "AccessDenied", "Forbidden"):
+            raise NameTaken(name) from exc
+        raise
+    return True
+
+
+class NameTaken(PermanentAwsError):
+    def __init__(self, name: str):
+        super().__init__(
+            "s3:HeadBucket",
+            "BucketNameTaken",
+            f"bucket {name} belongs to another AWS account (bucket names are global); "
+            "set platform.bucket_namespace in the spec to a name of your own",
+        )
+
+
+def _tags(s3: Any, name: str) -> dict[str, str]:
     try:
         with aws_call("s3:GetBucketTagging"):
-            tags = tag_dict(s3.get_bucket_tagging(Bucket=name)["TagSet"])
+            return tag_dict(s3.get_bucket_tagging(Bucket=name)["TagSet"])
     except AwsError as exc:
         if not _missing(exc, "NoSuchTagSet"):
             raise
-        tags = {}
+        return {}
+
+
+def ensure_bucket(spec: PlatformSpec, aws: AwsClients, part: str) -> Bucket:
+    """The bucket of ``part`` ("mimir" or "loki"), converged to the spec; a bucket of that
+    name the platform does not own stops the run before anything about it changes."""
+    s3, me = aws("s3"), Identity.of(spec)
+    storage = object_storage(spec, part)
+    name = bucket_name(spec, part, aws.account_id())
+    wanted_tags = me.tags(COMPONENT, part)
+    changes: list[str] = []
+    if not _exists(s3, name):
+        # Tagged in the create itself: no moment when it exists without its owner's tags.
+        config: dict[str, Any] = {"Tags": [{"Key": k, "Value": v} for k, v in wanted_tags.items()]}
+        if aws.region != "us-east-1":  # us-east-1 rejects an explicit location constraint
+            config["LocationConstraint"] = aws.region
+        # BucketAlreadyOwnedByYou: an earlier attempt made it (its tags are checked below);
+        # BucketAlreadyExists: another account's, since the name is global.
+        created = create_or_adopt(
+            "s3:CreateBucket",
+            lambda: s3.create_bucket(Bucket=name, CreateBucketConfiguration=config),
+            "BucketAlreadyOwnedByYou",
+        )
+        if created:
+            changes.append(f"created bucket {name}")
+    tags = _tags(s3, name)
+    me.claim("S3 bucket", name, tags)
     if tags != wanted_tags:
         with aws_call("s3:PutBucketTagging"):
             s3.put_bucket_tagging(
@@ -179,15 +209,11 @@ def _normalized(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def delete_bucket(spec: PlatformSpec, aws: AwsClients, part: str) -> list[str]:
-    """Empty (all versions) and delete the bucket of ``part``."""
-    s3, name = aws("s3"), bucket_name(spec, part)
-    try:
-        with aws_call("s3:HeadBucket"):
-            s3.head_bucket(Bucket=name)
-    except AwsError as exc:
-        if _missing(exc, "404", "NoSuchBucket", "NotFound"):
-            return []
-        raise
+    """Empty (all versions) and delete the bucket of ``part``, if it is the platform's."""
+    s3, name = aws("s3"), bucket_name(spec, part, aws.account_id())
+    if not _exists(s3, name):
+        return []
+    Identity.of(spec).claim("S3 bucket", name, _tags(s3, name))
     with aws_call("s3:ListObjectVersions"):
         pages = s3.get_paginator("list_object_versions").paginate(Bucket=name)
         objects = [

@@ -14,6 +14,7 @@ from blueprint.catalogue import Catalogue, Component
 from blueprint.plan import resolve_needs
 from blueprint.spec import PlatformSpec
 from blueprint.units import duration_seconds
+from tasks.aws.eks import owned_cluster
 from tasks.aws.errors import TransientAwsError
 from tasks.context import RunContext, helm_binary
 from tasks.helm import list_releases, uninstall_release
@@ -130,7 +131,10 @@ def uninstall_plan(
 def cluster_access(ctx: RunContext) -> str | None:
     """None when the cluster's API answers; otherwise why not (e.g. a private endpoint out
     of reach, or no cluster at all). Throttling on the way is retried, not taken for an
-    answer: a cluster taken for out of reach has its releases and Services skipped."""
+    answer: a cluster taken for out of reach has its releases and Services skipped. A
+    cluster of the spec's name that is not the platform's stops the teardown here, before
+    anything in it is touched."""
+    owned_cluster(ctx.spec, ctx.aws)
     try:
         with ctx.kube() as api:
             k8s.VersionApi(api).get_code()

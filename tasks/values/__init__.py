@@ -11,7 +11,6 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from blueprint.spec import bucket_name
 from tasks.values import data, gitops, ingress, mesh, observability, security
 from tasks.values.context import ValuesContext, catalogue_namespaces
 from tasks.values.observability import service_url
@@ -39,7 +38,6 @@ def chart_values(component: str, ctx: ValuesContext) -> dict[str, Any]:
 __all__ = [
     "BUILDERS",
     "ValuesContext",
-    "bucket_name",
     "catalogue_namespaces",
     "chart_values",
     "service_url",

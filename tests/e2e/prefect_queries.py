@@ -16,6 +16,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterId,
     FlowRunFilterParentFlowRunId,
 )
+from prefect.client.schemas.objects import TaskRun
 from prefect.client.schemas.sorting import ArtifactSort
 
 
@@ -36,7 +37,8 @@ async def deployments() -> list[dict[str, Any]]:
         ]
 
 
-async def task_run_names(flow_run_id: str) -> list[str]:
+async def task_runs(flow_run_id: str) -> list[TaskRun]:
+    """The task runs of a flow run and of its subflows."""
     async with get_client() as client:
         subflows = await client.read_flow_runs(
             flow_run_filter=FlowRunFilter(
@@ -44,10 +46,20 @@ async def task_run_names(flow_run_id: str) -> list[str]:
             )
         )
         ids = [flow_run_id, *(str(s.id) for s in subflows)]
-        tasks = await client.read_task_runs(
+        return await client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=200
         )
-        return sorted(t.name for t in tasks)
+
+
+async def task_run_names(flow_run_id: str) -> list[str]:
+    return sorted(t.name for t in await task_runs(flow_run_id))
+
+
+async def task_run_messages(flow_run_id: str) -> dict[str, str]:
+    """Each task run's name and its state's message (a failure's cause)."""
+    return {
+        t.name: (t.state.message or "") if t.state else "" for t in await task_runs(flow_run_id)
+    }
 
 
 async def blocks() -> dict[str, Any]:

@@ -34,6 +34,7 @@ from blueprint.plan import resolve_needs
 from blueprint.spec import WORKFLOWS, bucket_name
 from flows.platform import bootstrap_platform
 from flows.workflows import gitops
+from sandbox.aws.moto_app import ACCOUNT_ID
 from sandbox.settings import SandboxSettings
 from sandbox.stack import SandboxStack
 from tasks.aws.clients import aws_clients
@@ -228,7 +229,7 @@ def test_storage_crds_and_the_dns_token_are_in_place(
     s3 = aws_clients(target.aws_credentials, target.region)("s3")
     for part in ("mimir", "loki"):
         created = result_of(first_run, "observability", f"{part}-storage")
-        assert created["bucket"] == bucket_name(SPEC, part)
+        assert created["bucket"] == bucket_name(SPEC, part, ACCOUNT_ID)
         assert f"created bucket {created['bucket']}" in created["changes"]
         s3.head_bucket(Bucket=created["bucket"])
         rules = s3.get_bucket_lifecycle_configuration(Bucket=created["bucket"])["Rules"]

@@ -48,12 +48,14 @@ from blueprint.plan import resolve_needs
 from blueprint.spec import WORKFLOWS, bucket_name
 from flows.platform import bootstrap_platform
 from flows.teardown import teardown_platform
+from sandbox.aws.moto_app import ACCOUNT_ID
 from sandbox.settings import SandboxSettings
 from sandbox.stack import SandboxStack
 from tasks.aws.clients import aws_clients
 from tasks.aws.identity import Identity
 from tasks.aws.inventory import aws_inventory
 from tasks.helm import MANAGED_BY
+from tests.e2e.prefect_queries import task_run_messages
 
 pytestmark = pytest.mark.e2e
 
@@ -371,7 +373,7 @@ def test_teardown_completes_and_leaves_nothing(
         f"release {CATALOGUE.component(c).namespace_in(SPEC)}/{r}" for r, c in RELEASES.items()
     )
     for part in ("mimir", "loki"):
-        assert first.deleted(f"bucket-{part}") == [f"bucket {bucket_name(SPEC, part)}"]
+        assert first.deleted(f"bucket-{part}") == [f"bucket {bucket_name(SPEC, part, ACCOUNT_ID)}"]
     assert f"cluster {CLUSTER}" in first.deleted("eks-cluster")
     assert any(item.startswith("vpc ") for item in first.deleted("network"))
 
@@ -557,3 +559,60 @@ def test_with_the_cluster_out_of_reach_its_load_balancers_are_deleted_directly(
     assert mutating(calls) == ["elbv2:DeleteLoadBalancer"]
     assert elbv2.describe_load_balancers()["LoadBalancers"] == []
     assert "namespaces and helm releases in the cluster" not in result["checked"]
+
+
+# ------------------------------------------------------ same names, someone else's
+
+
+@pytest.fixture
+def strangers(second: Any, cloud: Callable[[str], Any]) -> Iterator[dict[str, str]]:
+    """A role, a bucket and a cluster with the platform's names, made by someone else in
+    the account (without the platform's tags)."""
+    ec2, iam, s3, eks = (cloud(s) for s in ("ec2", "iam", "s3", "eks"))
+    vpc = ec2.create_vpc(CidrBlock="10.97.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.97.1.0/24")["Subnet"]["SubnetId"]
+    role = f"{Identity.of(SPEC).prefix}-eks-node"
+    bucket = bucket_name(SPEC, "mimir", ACCOUNT_ID)
+    trust = '{"Version": "2012-10-17", "Statement": []}'
+    arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="theirs", Body=b"data")
+    eks.create_cluster(name=CLUSTER, roleArn=arn, resourcesVpcConfig={"subnetIds": [subnet]})
+    yield {"role": role, "bucket": bucket, "cluster": CLUSTER}
+    eks.delete_cluster(name=CLUSTER)
+    s3.delete_object(Bucket=bucket, Key="theirs")
+    s3.delete_bucket(Bucket=bucket)
+    iam.delete_role(RoleName=role)
+
+
+def test_what_has_the_platforms_names_but_not_its_tags_stops_up_and_teardown_untouched(
+    strangers: dict[str, str], aws_calls: AwsCalls, cloud: Callable[[str], Any]
+):
+    iam, s3 = cloud("iam"), cloud("s3")
+    aws_calls.take()
+    with_cluster = teardown()
+    cloud("eks").delete_cluster(name=strangers["cluster"])  # its owner deletes it
+    without_cluster = teardown()
+    up = asyncio.run(
+        bootstrap_platform(environment="sandbox", workflows=["foundation"], return_state=True)
+    )
+    calls = aws_calls.take()
+
+    # The teardown stops at the foreign cluster before reaching into it.
+    assert with_cluster.is_failed()
+    assert f"EKS cluster {CLUSTER} exists, not ours" in with_cluster.message
+    # Without it, the teardown names the role and the bucket it left alone.
+    assert without_cluster.is_failed()
+    for kind in (f"IAM role {strangers['role']}", f"S3 bucket {strangers['bucket']}"):
+        assert f"{kind} exists, not ours" in without_cluster.message, without_cluster.message
+    # A run of the platform stops at the role instead of taking it over.
+    assert up.is_failed()
+    messages = asyncio.run(task_run_messages(str(up.state_details.flow_run_id)))
+    assert f"IAM role {strangers['role']} exists, not ours" in messages["iam"], messages
+    assert [op for op in mutating(calls) if op.startswith(("iam:", "s3:"))] == []
+    assert (
+        iam.get_role(RoleName=strangers["role"])["Role"]["AssumeRolePolicyDocument"]["Statement"]
+        == []
+    )
+    assert iam.list_attached_role_policies(RoleName=strangers["role"])["AttachedPolicies"] == []
+    assert s3.get_object(Bucket=strangers["bucket"], Key="theirs")["Body"].read() == b"data"

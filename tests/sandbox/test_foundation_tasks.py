@@ -17,7 +17,6 @@ import email
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,12 +27,10 @@ from botocore.retries.bucket import TokenBucket
 from botocore.retries.standard import ExponentialBackoff
 from kubernetes import client as k8s
 
-from blocks.target import sandbox_target
-from blueprint.loader import load_spec, load_spec_data, validate_spec
+from blueprint.loader import load_spec
 from blueprint.pace import Pace
 from blueprint.spec import PlatformSpec
-from sandbox.aws.server import LocalAws
-from sandbox.kube.server import KubeSimulator
+from sandbox.kube.nodes import CLUSTER_ANNOTATION
 from sandbox.settings import Fault, SandboxSettings
 from tasks.aws.addons import AddOn, _create_through_lag, ensure_addon
 from tasks.aws.clients import AwsClients
@@ -48,58 +45,28 @@ from tasks.aws.errors import (
 from tasks.aws.iam import Roles, ensure_roles
 from tasks.aws.identity import tag_dict
 from tasks.aws.inventory import aws_inventory
-from tasks.aws.nodegroups import NodeGroups, ensure_node_groups
+from tasks.aws.nodegroups import NodeGroups, delete_node_groups, ensure_node_groups
 from tasks.aws.vpc import Network, ensure_network
 from tasks.kube import api_client
+from tasks.polling import poll_until
 from tasks.storage import SNAPSHOT, ensure_storage_classes
 from tasks.validation import foundation_checks
 from tests.call_log import CallLog
+from tests.sandbox.foundation_sandbox import (
+    FAST,
+    Sandbox,
+    new_clients,
+    running_sandbox,
+    spec_named,
+)
 
 pytestmark = pytest.mark.sandbox
 
 EARLY_ADDONS = ("vpc-cni", "kube-proxy")  # need the cluster only
 LATE_ADDONS = ("coredns", "aws-ebs-csi-driver", "snapshot-controller")  # need Ready nodes
-# Short polls and budgets: the local control planes answer at once (latency off).
-FAST = Pace(time_scale=0.05, min_budget=10.0)
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-@dataclass
-class Sandbox:
-    aws: LocalAws
-    kube: KubeSimulator
-    settings: SandboxSettings
-    kubeconfig: Path
-
-    def endpoints(self) -> dict[str, Any]:
-        return {
-            "aws_endpoint_url": self.aws.url,
-            "aws_access_key_id": "testing",
-            "aws_secret_access_key": "testing",
-            "kubeconfig": str(self.kubeconfig),
-            "chart_repository": None,
-        }
-
-    def calls(self, operation: str) -> int:
-        """How often the local AWS answered ``service:Operation`` so far."""
-        return self.aws.calls().get(operation, 0)
-
-
-def spec_named(name: str, **eks: Any) -> PlatformSpec:
-    """The sandbox spec under another platform name and cluster (its own resources)."""
-    data = load_spec_data("sandbox")
-    data["platform"]["name"] = name
-    data["eks"]["cluster_name"] = f"{name}-cluster"
-    data["eks"].update(eks)
-    return validate_spec(data)
-
-
-def new_clients(sandbox: Sandbox) -> AwsClients:
-    region = load_spec("sandbox").platform.region
-    target = sandbox_target("sandbox", region, sandbox.endpoints(), time_scale=FAST.time_scale)
-    return AwsClients(target.aws_credentials, target.region)
 
 
 def attempts_per_call(aws: AwsClients, service: str) -> int:
@@ -129,15 +96,8 @@ def kube_through_eks(aws: AwsClients, spec: PlatformSpec) -> k8s.ApiClient:
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    settings = SandboxSettings()
-    with LocalAws(settings) as aws:
-        kube = KubeSimulator(settings, cluster_source=aws.cluster_source()).start()
-        try:
-            aws.kube_url = kube.url  # DescribeCluster reports the simulator as endpoint
-            kubeconfig = kube.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
-            yield Sandbox(aws, kube, settings, kubeconfig)
-        finally:
-            kube.stop()
+    with running_sandbox(tmp_path_factory.mktemp("kube")) as running:
+        yield running
 
 
 @pytest.fixture(autouse=True)
@@ -741,12 +701,87 @@ def test_waits_through_creating_states(sandbox: Sandbox, aws, bare_cluster: Bare
     assert time.monotonic() - began >= sandbox.settings.latency.seconds("eks_cluster")
     assert cluster.status == "ACTIVE" and cluster.endpoint
     assert log.operations.count("DescribeCluster") >= 3  # polled while CREATING
+    ensure_addon(spec, aws, "vpc-cni", cluster.version, {}, FAST)  # nodes need the CNI
     began = time.monotonic()
     groups = ensure_node_groups(
         spec, aws, bare_cluster.network, bare_cluster.roles.node_role_arn, FAST
     )
     assert time.monotonic() - began >= sandbox.settings.latency.seconds("nodegroup")
     assert {g["status"] for g in groups.groups.values()} == {"ACTIVE"}
+
+
+def cluster_nodes(aws: AwsClients, spec: PlatformSpec) -> list[Any]:
+    with kube_through_eks(aws, spec) as api:
+        nodes = k8s.CoreV1Api(api).list_node().items
+    return [
+        n for n in nodes if n.metadata.annotations.get(CLUSTER_ANNOTATION) == spec.eks.cluster_name
+    ]
+
+
+def node_readiness(node: Any) -> tuple[str, list[str]]:
+    ready = next(c for c in node.status.conditions if c.type == "Ready")
+    return ready.status, [t.key for t in node.spec.taints or []]
+
+
+def test_nodes_need_the_cni_add_on_as_on_eks(aws: AwsClients, sandbox: Sandbox):
+    """The cluster is created without EKS's self-managed add-ons: node groups made before
+    the vpc-cni add-on is ACTIVE fail with EKS's NodeCreationFailure (their nodes never
+    become Ready); nodes that lose the CNI turn NotReady and unschedulable."""
+    spec = spec_named("nocni")
+    network, roles = ensure_network(spec, aws), ensure_roles(spec, aws)
+    cluster = ensure_cluster(spec, aws, network, roles, FAST)
+    with pytest.raises(PermanentAwsError) as failed:
+        ensure_node_groups(spec, aws, network, roles.node_role_arn, FAST)
+    assert "CREATE_FAILED; NodeCreationFailure: Instances failed to join" in str(failed.value)
+    assert cluster_nodes(aws, spec) == []
+    delete_node_groups(spec, aws, FAST)
+
+    ensure_addon(spec, aws, "vpc-cni", cluster.version, {}, FAST)
+    ensure_node_groups(spec, aws, network, roles.node_role_arn, FAST)
+    poll_until(lambda: cluster_nodes(aws, spec) or None, 10, 0.1, "nodes joined")
+    for node in cluster_nodes(aws, spec):
+        status, taints = node_readiness(node)
+        assert status == "True" and "node.kubernetes.io/not-ready" not in taints
+
+    aws("eks").delete_addon(clusterName=cluster.name, addonName="vpc-cni")
+    poll_until(
+        lambda: all(node_readiness(n)[0] == "False" for n in cluster_nodes(aws, spec)) or None,
+        10,
+        0.1,
+        "nodes NotReady",
+    )
+    for node in cluster_nodes(aws, spec):
+        assert "node.kubernetes.io/not-ready" in node_readiness(node)[1]
+        ready = next(c for c in node.status.conditions if c.type == "Ready")
+        assert "cni plugin not initialized" in ready.message
+    delete_node_groups(spec, aws, FAST)
+
+
+def test_an_add_on_is_never_moved_back_to_an_older_version(
+    bare_cluster: BareCluster, aws, sandbox: Sandbox
+):
+    spec, cluster = bare_cluster.spec, bare_cluster.cluster
+    default = ensure_addon(spec, aws, "kube-proxy", cluster.version, {}, FAST).version
+    eks = aws("eks")
+    newest = eks.describe_addon_versions(addonName="kube-proxy", kubernetesVersion=cluster.version)[
+        "addons"
+    ][0]["addonVersions"][0]["addonVersion"]
+    assert newest != default
+    eks.update_addon(clusterName=cluster.name, addonName="kube-proxy", addonVersion=newest)
+
+    def active() -> bool | None:
+        addon = eks.describe_addon(clusterName=cluster.name, addonName="kube-proxy")["addon"]
+        return addon["status"] == "ACTIVE" or None
+
+    poll_until(active, 10, 0.05, "kube-proxy updated")
+    with pytest.raises(ClientError, match="cannot be downgraded"):  # EKS refuses it
+        eks.update_addon(clusterName=cluster.name, addonName="kube-proxy", addonVersion=default)
+    # and the platform does not ask for it
+    updates = sandbox.calls("eks:UpdateAddon")
+    kept = ensure_addon(spec, aws, "kube-proxy", cluster.version, {}, FAST)
+    assert kept.version == newest
+    assert kept.changes == [f"add-on kube-proxy runs {newest}, newer than {default}: kept"]
+    assert sandbox.calls("eks:UpdateAddon") == updates
 
 
 # ---------------------------------------------------------------------- version choice

@@ -22,7 +22,8 @@ from kubernetes import client, config
 from blueprint.catalogue import load_catalogue
 from blueprint.loader import load_spec
 from blueprint.pace import Pace
-from blueprint.spec import Gate
+from blueprint.spec import Gate, bucket_name
+from sandbox.aws.moto_app import ACCOUNT_ID as ACCOUNT
 from sandbox.charts.server import ChartRepository
 from sandbox.cluster import NodeGroupInfo, StaticClusterSource
 from sandbox.kube.proxy import ProxyRequest, ProxyResponse
@@ -38,7 +39,7 @@ from tasks.gates import (
     retry_policy,
 )
 from tasks.helm import ensure_namespace, ensure_release
-from tasks.values import ValuesContext, bucket_name, catalogue_namespaces, chart_values
+from tasks.values import ValuesContext, catalogue_namespaces, chart_values
 
 pytestmark = pytest.mark.sandbox
 
@@ -60,7 +61,7 @@ def values_context() -> ValuesContext:
     return ValuesContext(
         spec=SPEC,
         namespaces=NAMESPACES,
-        buckets={part: bucket_name(SPEC, part) for part in ("mimir", "loki")},
+        buckets={part: bucket_name(SPEC, part, ACCOUNT) for part in ("mimir", "loki")},
         service_account_roles={},
         dns_token_secret="external-dns-cloudflare",
     )

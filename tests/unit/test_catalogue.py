@@ -41,6 +41,8 @@ def test_add_on_ordering_follows_the_field():
     assert set(cat.component("addon-kube-proxy").needs) == {"eks"}
     assert "node-groups" in cat.component("addon-coredns").needs
     assert "node-groups" in cat.component("addon-ebs-csi").needs
+    # The cluster has no default CNI or kube-proxy: nodes join only once both run.
+    assert set(cat.component("node-groups").needs) == {"eks", "addon-vpc-cni", "addon-kube-proxy"}
 
 
 def test_storage_needs_nothing_in_the_cluster():

@@ -27,12 +27,12 @@ import yaml
 
 from blueprint.catalogue import load_catalogue
 from blueprint.loader import load_spec, validate_spec
+from blueprint.spec import bucket_name
 from sandbox.charts.build import build_repository
 from sandbox.tools import ensure_tools
 from tasks.values import (
     BUILDERS,
     ValuesContext,
-    bucket_name,
     catalogue_namespaces,
     chart_values,
     service_url,
@@ -48,13 +48,14 @@ ROLES = {
     "external-dns": "arn:aws:iam::123456789012:role/platform-sandbox-external-dns",
 }
 TOKEN_SECRET = "cloudflare-api-token"
+ACCOUNT = "210987654321"
 
 
 def context(spec, roles: dict[str, str] | None = None) -> ValuesContext:
     return ValuesContext(
         spec=spec,
         namespaces=catalogue_namespaces(spec),
-        buckets={storage: bucket_name(spec, storage) for storage in ("mimir", "loki")},
+        buckets={storage: bucket_name(spec, storage, ACCOUNT) for storage in ("mimir", "loki")},
         service_account_roles=dict(ROLES if roles is None else roles),
         dns_token_secret=TOKEN_SECRET,
     )
@@ -193,7 +194,9 @@ def test_prometheus_without_remote_write(spec_data):
 def test_mimir(ctx, spec):
     values = chart_values("mimir", ctx)
     config = values["mimir"]["structuredConfig"]
-    assert config["blocks_storage"]["s3"]["bucket_name"] == "platform-sandbox-mimir-blocks"
+    assert (
+        config["blocks_storage"]["s3"]["bucket_name"] == f"platform-sandbox-mimir-blocks-{ACCOUNT}"
+    )
     assert config["common"]["storage"]["s3"]["region"] == spec.platform.region
     assert config["limits"]["compactor_blocks_retention_period"] == "365d"
     assert config["ingest_storage"]["enabled"] is False
@@ -219,7 +222,7 @@ def test_loki(ctx, spec):
     assert loki["limits_config"]["retention_period"] == "30d"
     assert loki["compactor"] == {"retention_enabled": True, "delete_request_store": "s3"}
     assert loki["storage"]["type"] == "s3"
-    assert loki["storage"]["bucketNames"]["chunks"] == "platform-sandbox-loki-chunks"
+    assert loki["storage"]["bucketNames"]["chunks"] == f"platform-sandbox-loki-chunks-{ACCOUNT}"
     assert loki["storage"]["s3"]["region"] == spec.platform.region
     single = values["singleBinary"]
     assert single["resources"] == resources("200m", "512Mi", "1", "2Gi")
@@ -862,11 +865,16 @@ def test_callers_cannot_change_later_values(ctx):
     assert second["server"]["resources"]["limits"]["cpu"] != "99"
 
 
-def test_bucket_names(spec):
-    assert bucket_name(spec, "mimir") == "platform-sandbox-mimir-blocks"
-    assert bucket_name(spec, "loki") == "platform-sandbox-loki-chunks"
+def test_bucket_names_are_unique_in_the_world(spec):
+    # Two installations with the same platform and environment names never share a bucket.
+    assert bucket_name(spec, "mimir", ACCOUNT) == f"platform-sandbox-mimir-blocks-{ACCOUNT}"
+    assert bucket_name(spec, "loki", ACCOUNT) == f"platform-sandbox-loki-chunks-{ACCOUNT}"
+    named = spec.model_copy(
+        update={"platform": spec.platform.model_copy(update={"bucket_namespace": "acme-eu"})}
+    )
+    assert bucket_name(named, "loki", ACCOUNT) == "platform-sandbox-loki-chunks-acme-eu"
     with pytest.raises(KeyError):
-        bucket_name(spec, "tempo")
+        bucket_name(spec, "tempo", ACCOUNT)
 
 
 @pytest.mark.parametrize(

@@ -110,6 +110,8 @@ INVALID = [
     ("observability.loki.retention_period", "30d12h", "not a multiple of index_period"),
     ("observability.loki.storage.lifecycle.expiration_days", 7, "before retention_period"),
     ("observability.loki.storage.bucket_suffix", "mimir-blocks", "each needs its own bucket"),
+    ("observability.mimir.storage.bucket_suffix", "m" * 40, "would be 70 characters; S3 allows 63"),
+    ("platform.bucket_namespace", "Team_A", "not a DNS-1123 label"),
     ("observability.mimir.storage.lifecycle.transition_to_ia_days", 500, "must come before"),
     ("observability.prometheus.scrape_interval", "30d", "longer than retention"),
     ("observability.grafana.max_concurrent_queries", 0, "greater than or equal to 1"),
