@@ -22,6 +22,8 @@ DEFAULT_MINUTES: dict[str, float] = {
     "eks_cluster": 12,  # guide: eks 12-15
     "nodegroup": 5,  # guide: node groups 5-8
     "node_join": 20,  # EKS fails a node group whose nodes are not Ready by then
+    "cluster_update": 3,  # UpdateClusterConfig: endpoint access or logging
+    "nodegroup_update": 1,  # UpdateNodegroupConfig: scaling, labels, taints
     "addon": 2,  # an add-on rolling out on Ready nodes
     "pod_ready": 0.5,  # a pod from scheduled to Ready
     "load_balancer": 2,  # a LoadBalancer Service getting its hostname

@@ -20,7 +20,7 @@ class AwsClusterSource:
         """ACTIVE node groups of ACTIVE clusters."""
         found = []
         for cluster in self._model.clusters():
-            if cluster["status"] != "ACTIVE":
+            if cluster["status"] not in ("ACTIVE", "UPDATING"):
                 continue
             for group in self._model.active_nodegroups(cluster["region"], cluster["name"]):
                 found.append(

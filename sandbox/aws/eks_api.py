@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
@@ -57,6 +56,30 @@ class Call:
         return self.query.get(name, [])
 
 
+CLUSTER_UPDATE_TYPES = {"resourcesVpcConfig": "EndpointAccessUpdate", "logging": "LoggingUpdate"}
+ENDPOINT_PARAMS = {
+    "endpointPublicAccess": "EndpointPublicAccess",
+    "endpointPrivateAccess": "EndpointPrivateAccess",
+    "publicAccessCidrs": "PublicAccessCidrs",
+}
+NODEGROUP_UPDATE_PARAMS = {
+    "scalingConfig": "ScalingConfig",
+    "labels": "LabelsToAdd",
+    "taints": "TaintsToAdd",
+}
+
+
+def endpoint_access(config: dict[str, Any]) -> dict[str, Any]:
+    """A cluster's VPC config as EKS keeps it: public access open to 0.0.0.0/0 unless a
+    list says otherwise, private access off unless asked for."""
+    config = dict(config)
+    config.setdefault("endpointPublicAccess", True)
+    config.setdefault("endpointPrivateAccess", False)
+    if not config.get("publicAccessCidrs"):
+        config["publicAccessCidrs"] = ["0.0.0.0/0"]
+    return config
+
+
 class EksApi:
     def __init__(self, model: EksModel, moto_app: WsgiApp):
         self.model = model
@@ -71,6 +94,8 @@ class EksApi:
             "DescribeNodegroup": self._describe_nodegroup,
             "DeleteNodegroup": self._delete_nodegroup,
             "UpdateNodegroupVersion": self._update_nodegroup_version,
+            "UpdateNodegroupConfig": self._update_nodegroup_config,
+            "UpdateClusterConfig": self._update_cluster_config,
             "ListNodegroups": self._list_in_cluster,
             "ListFargateProfiles": self._list_in_cluster,
             "CreateAddon": self._create_addon,
@@ -142,7 +167,9 @@ class EksApi:
                 f"unsupported Kubernetes version {version}",
                 clusterName=call.body.get("name"),
             )
-        replace_body(call.environ, json.dumps({**call.body, "version": version}).encode())
+        vpc = endpoint_access(call.body.get("resourcesVpcConfig") or {})
+        body = {**call.body, "version": version, "resourcesVpcConfig": vpc}
+        replace_body(call.environ, json.dumps(body).encode())
 
         def adjust(payload: dict[str, Any]) -> None:
             cluster = payload["cluster"]
@@ -229,18 +256,68 @@ class EksApi:
                 clusterName=call.cluster,
                 nodegroupName=name,
             )
-        self.model.nodegroup_version_updated(
-            call.region, call.cluster, name, {"version": str(template.get("version", ""))}
+        version = str(template.get("version", ""))
+        update = self.model.begin_update(
+            call.region,
+            call.cluster,
+            name,
+            "VersionUpdate",
+            [{"type": "LaunchTemplateVersion", "value": version}],
+            "nodegroup",
         )
-        update = {
-            "id": str(uuid.uuid4()),
-            "status": "InProgress",
-            "type": "VersionUpdate",
-            "params": [{"type": "LaunchTemplateVersion", "value": str(template.get("version"))}],
-            "createdAt": time.time(),
-            "errors": [],
-        }
-        return json_response({"update": update})
+        self.model.nodegroup_version_updated(call.region, call.cluster, name, {"version": version})
+        return json_response({"update": update.to_api(self.model.latency)})
+
+    def _update_nodegroup_config(self, call: Call) -> Response:
+        name = call.labels["nodegroupName"]
+        self.model.active_cluster(call.region, call.cluster)
+        params = [
+            {"type": kind, "value": json.dumps(call.body[key], sort_keys=True)}
+            for key, kind in NODEGROUP_UPDATE_PARAMS.items()
+            if key in call.body
+        ]
+        # moto applies the change; the update and its time are the sandbox's
+        update = self.model.begin_update(
+            call.region, call.cluster, name, "ConfigUpdate", params, "nodegroup_update"
+        )
+        status, headers, body = self._forward(call)
+        if status != 200:
+            return Response(body, status, headers)
+        return json_response({"update": update.to_api(self.model.latency)})
+
+    def _update_cluster_config(self, call: Call) -> Response:
+        """One kind of change per call, as EKS takes it: endpoint access (merged into the
+        cluster's VPC config, publicAccessCidrs defaulting to 0.0.0.0/0 as on EKS) or
+        logging."""
+        cluster = self.model.active_cluster(call.region, call.cluster)
+        kinds = [key for key in CLUSTER_UPDATE_TYPES if call.body.get(key)]
+        if len(kinds) != 1:
+            raise AwsError(
+                400,
+                "InvalidParameterException",
+                "Only one type of update can be allowed.",
+                clusterName=call.cluster,
+            )
+        (key,) = kinds
+        change = call.body[key]
+        if key == "resourcesVpcConfig":
+            current = cluster.get("resourcesVpcConfig") or {}
+            merged = endpoint_access({**current, **change})
+            replace_body(call.environ, json.dumps({**call.body, key: merged}).encode())
+            params = [
+                {"type": name, "value": json.dumps(merged[field])}
+                for field, name in ENDPOINT_PARAMS.items()
+                if field in change
+            ]
+        else:
+            params = [{"type": "ClusterLogging", "value": json.dumps(change, sort_keys=True)}]
+        update = self.model.begin_update(
+            call.region, call.cluster, None, CLUSTER_UPDATE_TYPES[key], params, "cluster_update"
+        )
+        status, headers, body = self._forward(call)
+        if status != 200:
+            return Response(body, status, headers)
+        return json_response({"update": update.to_api(self.model.latency)})
 
     def _delete_nodegroup(self, call: Call) -> Response:
         def adjust(payload: dict[str, Any]) -> None:
@@ -283,10 +360,18 @@ class EksApi:
 
     def _describe_update(self, call: Call) -> Response:
         addon_name = call.arg("addonName")
-        if not addon_name:
-            status, headers, body = self._forward(call)
-            return Response(body, status, headers)
         self.model.existing_cluster(call.region, call.cluster)
+        if not addon_name:
+            subject = (call.region, call.cluster, call.arg("nodegroupName") or "")
+            found = self.model.updates.find(subject, call.labels["updateId"])
+            if found is None:
+                raise AwsError(
+                    404,
+                    "ResourceNotFoundException",
+                    f"No update found for ID: {call.labels['updateId']}",
+                    clusterName=call.cluster,
+                )
+            return json_response({"update": found.to_api(self.model.latency)})
         addon = self.model.addon(call.region, call.cluster, addon_name)
         update = addon.updates.get(call.labels["updateId"])
         if update is None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox.aws.addons import Addon, AddonUpdate, apply_update, new_addon
+from sandbox.aws.eks_updates import Update, Updates
 from sandbox.aws.errors import AwsError
 from sandbox.aws.moto_eks import MotoEks
 from sandbox.settings import FaultBook, Latency, SandboxSettings
@@ -62,6 +63,7 @@ class EksModel:
         self._joined: dict[tuple[str, str, str], bool] = {}  # did its instances join?
         self._addons: dict[tuple[str, str, str], Addon] = {}
         self._regions: set[str] = set()
+        self.updates = Updates()
 
     @property
     def latency(self) -> Latency:
@@ -94,6 +96,7 @@ class EksModel:
 
     def _forget(self, region: str, cluster: str) -> None:
         """Drops what belonged to an earlier cluster of that name (caller holds the lock)."""
+        self.updates.forget(region, cluster)
         for key in [k for k in self._nodegroups if k[:2] == (region, cluster)]:
             del self._nodegroups[key]
             self._joined.pop(key, None)
@@ -107,7 +110,11 @@ class EksModel:
             return moto_status
         if not self.latency.done("eks_cluster", life.created):
             return "CREATING"
-        return "FAILED" if life.fails else "ACTIVE"
+        if life.fails:
+            return "FAILED"
+        return (
+            "UPDATING" if self.updates.in_progress((region, name, ""), self.latency) else "ACTIVE"
+        )
 
     def cluster(self, region: str, name: str) -> dict[str, Any] | None:
         """moto's view of a cluster with its simulated status; None if it does not exist."""
@@ -124,7 +131,7 @@ class EksModel:
 
     def active_cluster(self, region: str, name: str) -> dict[str, Any]:
         cluster = self.existing_cluster(region, name)
-        if cluster["status"] != "ACTIVE":
+        if cluster["status"] not in ("ACTIVE", "UPDATING"):
             raise AwsError(
                 400,
                 "InvalidRequestException",
@@ -154,15 +161,28 @@ class EksModel:
             self._nodegroups.pop((region, cluster, name), None)
             self._joined.pop((region, cluster, name), None)
             self._nodegroup_templates.pop((region, cluster, name), None)
+        self.updates.forget(region, cluster, name)
+
+    def begin_update(
+        self,
+        region: str,
+        cluster: str,
+        nodegroup: str | None,
+        kind: str,
+        params: list[dict[str, str]],
+        latency_key: str,
+    ) -> Update:
+        """A cluster or node group update; ResourceInUseException while one is going on."""
+        subject = (region, cluster, nodegroup or "")
+        return self.updates.begin(subject, kind, params, latency_key, self.latency)
 
     def nodegroup_version_updated(
         self, region: str, cluster: str, name: str, template: dict[str, Any]
     ) -> None:
         """moto lacks UpdateNodegroupVersion: the new launch template version is kept here
-        and shown on DescribeNodegroup; the group rolls (UPDATING) for its latency."""
+        and shown on DescribeNodegroup."""
         with self._lock:
             self._nodegroup_templates[(region, cluster, name)] = dict(template)
-            self._nodegroups[(region, cluster, name)] = time.time()
 
     def nodegroup_template(self, region: str, cluster: str, name: str) -> dict[str, Any] | None:
         with self._lock:
@@ -178,7 +198,10 @@ class EksModel:
         if not self.latency.done("nodegroup", created):
             return "CREATING"
         joined = self._instances_joined(region, cluster, name, created)
-        return {True: "ACTIVE", False: "CREATE_FAILED", None: "CREATING"}[joined]
+        status = {True: "ACTIVE", False: "CREATE_FAILED", None: "CREATING"}[joined]
+        if status == "ACTIVE" and self.updates.in_progress((region, cluster, name), self.latency):
+            return "UPDATING"
+        return status
 
     def nodegroup_health(self, region: str, cluster: str, name: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -223,7 +246,7 @@ class EksModel:
         for group in self.moto.nodegroups(region, cluster):
             name = group["nodegroupName"]
             status = self.nodegroup_status(region, cluster, name, group.get("status", "ACTIVE"))
-            if status == "ACTIVE":
+            if status in ("ACTIVE", "UPDATING"):  # an update keeps the group's nodes
                 groups.append({**group, "status": status})
         return groups
 

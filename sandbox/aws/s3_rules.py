@@ -5,7 +5,8 @@ CreateBucket are kept.
   names) answers as S3 does to a stranger: HeadBucket 403 with no body, CreateBucket 409
   BucketAlreadyExists, anything else 403 AccessDenied.
 - CreateBucket's ``CreateBucketConfiguration/Tags`` (S3 accepts tags at creation) are put on
-  the new bucket; moto drops them.
+  the new bucket; moto drops them. A deleted bucket's tags go with it (moto keeps them for
+  the next bucket of that name).
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ class S3Rules:
         bucket = operation.uri_params.get("Bucket", "")
         if bucket and self._settings.faults.active("s3-name-taken", bucket):
             return _stranger(operation, bucket)(environ, start_response)
-        if operation.name != "CreateBucket":
+        if operation.name not in ("CreateBucket", "DeleteBucket"):
             return self._moto(environ, start_response)
-        tags = _creation_tags(request_body(environ))
+        tags = _creation_tags(request_body(environ)) if operation.name == "CreateBucket" else {}
         status: list[str] = []
 
         def remember(code: str, headers: list, *rest: Any) -> Any:
@@ -44,8 +45,13 @@ class S3Rules:
             return start_response(code, headers, *rest)
 
         body = self._moto(environ, remember)
-        if tags and status and status[0].startswith("200"):
-            s3_backends[ACCOUNT_ID]["global"].put_bucket_tagging(bucket, tags)
+        if status and status[0].startswith("2"):
+            backend = s3_backends[ACCOUNT_ID]["global"]
+            if operation.name == "CreateBucket" and tags:
+                backend.put_bucket_tagging(bucket, tags)
+            elif operation.name == "DeleteBucket":
+                # moto keeps a deleted bucket's tags; S3 starts a new one of that name bare
+                backend.tagger.delete_all_tags_for_resource(f"arn:aws:s3:::{bucket}")
         return body
 
 

@@ -12,6 +12,7 @@ from tasks.aws.clients import AwsClients
 from tasks.aws.errors import AwsError, PermanentAwsError, aws_call, create_or_adopt
 from tasks.aws.iam import Roles, ensure_service_account_roles
 from tasks.aws.identity import Identity
+from tasks.aws.updates import wait_update
 from tasks.aws.vpc import Network
 
 COMPONENT = "eks"
@@ -127,9 +128,24 @@ def _vpc_config(spec: PlatformSpec, network: Network) -> dict[str, Any]:
     return config
 
 
+def endpoint_access(spec: PlatformSpec) -> dict[str, Any]:
+    """The endpoint settings EKS should hold, as EKS reports them: public access is open to
+    the spec's CIDRs, or to 0.0.0.0/0 when it names none."""
+    public = spec.eks.endpoint_public_access
+    return {
+        "endpointPrivateAccess": spec.eks.endpoint_private_access,
+        "endpointPublicAccess": public,
+        "publicAccessCidrs": sorted(spec.eks.public_access_cidrs or ["0.0.0.0/0"])
+        if public
+        else ["0.0.0.0/0"],
+    }
+
+
 def _reconcile_config(
-    spec: PlatformSpec, aws: AwsClients, cluster: dict, changes: list[str]
+    spec: PlatformSpec, aws: AwsClients, cluster: dict, pace: Pace, changes: list[str]
 ) -> None:
+    """Logging, then endpoint access: two updates, each waited for before the next (EKS
+    runs one update of a cluster at a time)."""
     eks = aws("eks")
     wanted_logs = set(spec.eks.log_types)
     enabled = {
@@ -144,16 +160,20 @@ def _reconcile_config(
         if disable:
             setups.append({"types": disable, "enabled": False})
         with aws_call("eks:UpdateClusterConfig"):
-            eks.update_cluster_config(name=cluster["name"], logging={"clusterLogging": setups})
+            update = eks.update_cluster_config(
+                name=cluster["name"], logging={"clusterLogging": setups}
+            )["update"]
+        wait_update(aws, cluster["name"], update, pace)
         changes.append(f"control-plane logs {sorted(wanted_logs)}")
     vpc = cluster.get("resourcesVpcConfig", {})
-    access = {
-        "endpointPrivateAccess": spec.eks.endpoint_private_access,
-        "endpointPublicAccess": spec.eks.endpoint_public_access,
-    }
-    if any(vpc.get(k) != v for k, v in access.items()):
+    access = endpoint_access(spec)
+    current = {**vpc, "publicAccessCidrs": sorted(vpc.get("publicAccessCidrs") or ["0.0.0.0/0"])}
+    if any(current.get(k) != v for k, v in access.items()):
         with aws_call("eks:UpdateClusterConfig"):
-            eks.update_cluster_config(name=cluster["name"], resourcesVpcConfig=access)
+            update = eks.update_cluster_config(name=cluster["name"], resourcesVpcConfig=access)[
+                "update"
+            ]
+        wait_update(aws, cluster["name"], update, pace)
         changes.append("endpoint access")
 
 
@@ -211,7 +231,7 @@ def ensure_cluster(
     cluster = wait_active(aws, name, pace, CREATE_BUDGET_SECONDS)
     Identity.of(spec).claim("EKS cluster", name, cluster.get("tags"))  # if adopted just now
     if not created:
-        _reconcile_config(spec, aws, cluster, changes)
+        _reconcile_config(spec, aws, cluster, pace, changes)
         if spec.eks.version and spec.eks.version != cluster["version"]:
             changes.append(
                 f"version drift: running {cluster['version']}, spec {spec.eks.version} "

@@ -77,6 +77,7 @@ class NotOurs(PermanentAwsError):
             f"{kind} {name} exists, not ours: it lacks the tags {wanted}; nothing was "
             "changed. Give the platform other names in the spec, or tag it to hand it over",
         )
+        RuntimeError.__init__(self, self.aws_message)  # the sentence alone says it all
 
 
 def tag_dict(tags: list[dict] | None) -> dict[str, str]:

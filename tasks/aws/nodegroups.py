@@ -18,6 +18,7 @@ from blueprint.spec import NodeGroup, NodeReservations, PlatformSpec
 from tasks.aws.clients import AwsClients
 from tasks.aws.errors import AwsError, PermanentAwsError, aws_call, create_or_adopt
 from tasks.aws.identity import COMPONENT_TAG, Identity
+from tasks.aws.updates import wait_update
 from tasks.aws.vpc import Network
 
 COMPONENT = "node-groups"
@@ -233,9 +234,11 @@ class _NodeGroups:
             }
         if update:
             with aws_call("eks:UpdateNodegroupConfig"):
-                self.eks.update_nodegroup_config(
+                started = self.eks.update_nodegroup_config(
                     clusterName=self.cluster, nodegroupName=name, **update
-                )
+                )["update"]
+            # EKS takes the next update of a node group only once this one has finished
+            wait_update(self.aws, self.cluster, started, self.pace, nodegroup=name)
             self.changes.append(f"node group {name}: {', '.join(update)} back to spec")
         template = current.get("launchTemplate") or {}
         if template.get("id") == template_id and str(template.get("version")) != version:

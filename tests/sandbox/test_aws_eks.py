@@ -56,7 +56,9 @@ def make_nodegroup(eks, cluster: str, name: str, desired: int = 2, **extra) -> d
         scalingConfig={"minSize": 0, "maxSize": 6, "desiredSize": desired},
         **extra,
     )["nodegroup"]
-    eks.get_waiter("nodegroup_active").wait(clusterName=cluster, nodegroupName=name)
+    eks.get_waiter("nodegroup_active").wait(
+        clusterName=cluster, nodegroupName=name, WaiterConfig=FAST
+    )
     return group
 
 
@@ -331,3 +333,72 @@ def test_describe_cluster_versions(eks):
     assert [v["clusterVersion"] for v in extended["clusterVersions"]] == ["1.30"]
     chosen = eks.describe_cluster_versions(clusterVersions=["1.31", "1.33"])["clusterVersions"]
     assert [v["clusterVersion"] for v in chosen] == ["1.33", "1.31"]
+
+
+# ------------------------------------------------------------------------- updates
+
+
+def test_cluster_updates_run_one_at_a_time_as_on_eks(aws, eks):
+    make_cluster(eks, "updating")
+    vpc = eks.describe_cluster(name="updating")["cluster"]["resourcesVpcConfig"]
+    assert vpc["endpointPublicAccess"] is True
+    assert vpc["publicAccessCidrs"] == ["0.0.0.0/0"]  # EKS's default: open to everyone
+
+    aws.settings.latency.time_scale = 0.05  # an update takes 0.15 s
+    try:
+        eks.get_waiter("cluster_active").wait(name="updating", WaiterConfig=FAST)
+        code, status, text = error_of(
+            eks.update_cluster_config,
+            name="updating",
+            resourcesVpcConfig={"endpointPrivateAccess": True},
+            logging={"clusterLogging": [{"types": ["api"], "enabled": True}]},
+        )
+        assert (code, status) == ("InvalidParameterException", 400)
+        assert "Only one type of update" in text
+
+        update = eks.update_cluster_config(
+            name="updating",
+            resourcesVpcConfig={
+                "endpointPrivateAccess": True,
+                "publicAccessCidrs": ["10.1.0.0/16"],
+            },
+        )["update"]
+        assert (update["type"], update["status"]) == ("EndpointAccessUpdate", "InProgress")
+        assert eks.describe_cluster(name="updating")["cluster"]["status"] == "UPDATING"
+        code, status, text = error_of(
+            eks.update_cluster_config,
+            name="updating",
+            logging={"clusterLogging": [{"types": ["api"], "enabled": True}]},
+        )
+        assert (code, status) == ("ResourceInUseException", 409)
+        assert "update in progress" in text
+
+        eks.get_waiter("cluster_active").wait(name="updating", WaiterConfig=FAST)
+        done = eks.describe_update(name="updating", updateId=update["id"])["update"]
+        assert done["status"] == "Successful"
+        vpc = eks.describe_cluster(name="updating")["cluster"]["resourcesVpcConfig"]
+        assert vpc["endpointPrivateAccess"] is True
+        assert vpc["publicAccessCidrs"] == ["10.1.0.0/16"]
+        assert vpc["subnetIds"] == ["subnet-a", "subnet-b"]  # merged, not replaced
+
+        make_nodegroup(eks, "updating", "rolling")
+        first = eks.update_nodegroup_config(
+            clusterName="updating",
+            nodegroupName="rolling",
+            scalingConfig={"minSize": 0, "maxSize": 6, "desiredSize": 3},
+        )["update"]
+        code, _, _ = error_of(
+            eks.update_nodegroup_config,
+            clusterName="updating",
+            nodegroupName="rolling",
+            labels={"addOrUpdateLabels": {"role": "system"}},
+        )
+        assert code == "ResourceInUseException"
+        assert (
+            eks.describe_update(name="updating", updateId=first["id"], nodegroupName="rolling")[
+                "update"
+            ]["status"]
+            == "InProgress"
+        )
+    finally:
+        aws.settings.latency.time_scale = 0.0

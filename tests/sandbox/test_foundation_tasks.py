@@ -627,6 +627,40 @@ def test_node_group_scaled_off_spec_is_put_back(foundation: Foundation, aws):
     }
 
 
+def test_endpoint_and_logging_drift_are_put_back_one_update_at_a_time(
+    sandbox: Sandbox, aws, bare_cluster: BareCluster
+):
+    """Both drifted: two updates, each waited for (EKS refuses an update while another is
+    in progress); public access and its CIDRs are compared too."""
+    spec, name = bare_cluster.spec, bare_cluster.cluster.name
+    eks = aws("eks")
+    sandbox.settings.latency.time_scale = 0.05  # an update takes 0.15 s
+    active = {"name": name, "WaiterConfig": {"Delay": 0.05, "MaxAttempts": 100}}
+    eks.get_waiter("cluster_active").wait(**active)
+    eks.update_cluster_config(
+        name=name, logging={"clusterLogging": [{"types": ["api"], "enabled": False}]}
+    )
+    eks.get_waiter("cluster_active").wait(**active)
+    eks.update_cluster_config(
+        name=name,
+        resourcesVpcConfig={"endpointPublicAccess": True, "publicAccessCidrs": ["0.0.0.0/0"]},
+    )
+    eks.get_waiter("cluster_active").wait(**active)
+
+    log = CallLog()
+    aws.register("before-call", log)
+    cluster = ensure_cluster(spec, aws, bare_cluster.network, bare_cluster.roles, FAST)
+    assert cluster.changes == [
+        f"control-plane logs {sorted(spec.eks.log_types)}",
+        "endpoint access",
+    ]
+    updates = [i for i, op in enumerate(log.operations) if op == "UpdateClusterConfig"]
+    assert len(updates) == 2
+    assert "DescribeUpdate" in log.operations[updates[0] : updates[1]]  # waited in between
+    vpc = eks.describe_cluster(name=name)["cluster"]["resourcesVpcConfig"]
+    assert (vpc["endpointPublicAccess"], vpc["endpointPrivateAccess"]) == (False, True)
+
+
 # ---------------------------------------------------------------------- add-on ordering
 
 

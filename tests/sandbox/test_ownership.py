@@ -127,6 +127,17 @@ def test_a_bucket_is_created_with_its_tags(sandbox: Sandbox, aws: AwsClients):
     assert delete_bucket(spec, aws, "mimir") == [f"bucket {bucket.name}"]
 
 
+def test_a_new_bucket_of_a_deleted_ones_name_starts_without_its_tags(aws: AwsClients):
+    s3 = aws("s3")
+    s3.create_bucket(Bucket="reused-name")
+    s3.put_bucket_tagging(Bucket="reused-name", Tagging={"TagSet": STRANGER_TAGS})
+    s3.delete_bucket(Bucket="reused-name")
+    s3.create_bucket(Bucket="reused-name")
+    with pytest.raises(ClientError, match="NoSuchTagSet"):
+        s3.get_bucket_tagging(Bucket="reused-name")
+    s3.delete_bucket(Bucket="reused-name")
+
+
 def test_bucket_names_carry_the_account_so_another_installation_never_meets_them(
     sandbox: Sandbox, aws: AwsClients
 ):
