@@ -76,6 +76,7 @@ class SandboxStack:
             raise
         assert self.aws and self.kube and self.charts and self.control
         self.aws.kube_url = self.kube.url
+        self.aws.kube_ca_data = self.kube.ca_data
         kubeconfig = self.kube.write_kubeconfig(self.state_dir / KUBECONFIG_FILE)
         self.target = Target(
             aws_endpoint_url=self.aws.url,
@@ -98,7 +99,7 @@ class SandboxStack:
 
     def _start_kube(self) -> None:
         assert self.aws
-        self.kube = KubeSimulator(self.settings, self.aws.cluster_source())
+        self.kube = KubeSimulator(self.settings, self.aws.cluster_source(), tls=True)
         self.kube.start()
 
     def _start_charts(self) -> None:

@@ -16,7 +16,8 @@ from blocks.target import PlatformTarget
 from blueprint.pace import Pace
 from blueprint.spec import PlatformSpec
 from tasks.aws.clients import AwsClients, aws_clients
-from tasks.kube import api_client
+from tasks.aws.token import LIFETIME_SECONDS
+from tasks.kube import api_client, eks_kubeconfig
 
 HELM_ENV = "PLATFORM_HELM"
 
@@ -37,18 +38,25 @@ class RunContext:
 
     @contextmanager
     def kubeconfig(self) -> Iterator[Path]:
-        """A private kubeconfig file for helm, removed afterwards."""
-        from tasks.helm import kubeconfig_for, write_kubeconfig
+        """A private kubeconfig file for helm, removed afterwards. Through EKS it holds no
+        token but an exec plugin that mints a fresh one, with the AWS credentials in helm's
+        environment (never in the file)."""
+        from tasks.helm import helm_environment, write_kubeconfig
 
         config = self.target.cluster_config
+        extra: dict[str, str] | None = None
         if config is not None:
             document = {**config.config, "current-context": config.context_name}
         else:
-            document = kubeconfig_for(self.kube())
+            lifetime = self.pace.seconds(LIFETIME_SECONDS)
+            document = eks_kubeconfig(self.aws, self.spec.eks.cluster_name, lifetime)
+            extra = self.aws.environment()
         path = write_kubeconfig(document)
+        reset = helm_environment.set(extra)
         try:
             yield path
         finally:
+            helm_environment.reset(reset)
             path.unlink(missing_ok=True)
 
 

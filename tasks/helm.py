@@ -33,6 +33,7 @@ import os
 import re
 import tempfile
 from contextlib import AbstractAsyncContextManager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,9 @@ _ERRORS: tuple[tuple[re.Pattern[str], type[PyhelmError]], ...] = (
     (CONNECTION_ERROR, pyhelm_errors.ConnectionError),
 )
 STOP_GRACE_SECONDS = 5.0
+# What helm's environment needs beyond this process's: the AWS credentials its kubeconfig's
+# exec plugin signs EKS tokens with (set by RunContext.kubeconfig for its helm calls).
+helm_environment: ContextVar[dict[str, str] | None] = ContextVar("helm_environment", default=None)
 
 
 class _FixedCommand(Command):
@@ -92,11 +96,13 @@ class _FixedCommand(Command):
         if self._kubeconfig:
             argv += ["--kubeconfig", str(self._kubeconfig)]
         limit = _call_seconds(command)
+        extra = helm_environment.get()
         process = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **extra} if extra else None,  # None: this process's
         )
         try:
             async with asyncio.timeout(limit):
@@ -162,28 +168,6 @@ def write_kubeconfig(config: dict[str, Any], directory: Path | None = None) -> P
         yaml.safe_dump(config, out)
     os.chmod(name, 0o600)
     return Path(name)
-
-
-def kubeconfig_for(api: k8s.ApiClient) -> dict[str, Any]:
-    """A kubeconfig document reaching the same cluster as ``api`` (host, CA, token)."""
-    conf = api.configuration
-    cluster: dict[str, Any] = {"server": conf.host}
-    if conf.ssl_ca_cert:
-        cluster["certificate-authority"] = conf.ssl_ca_cert
-    user: dict[str, Any] = {}
-    token = (conf.api_key or {}).get("authorization") or (conf.api_key or {}).get("BearerToken")
-    if token:
-        user["token"] = token.removeprefix("Bearer ").strip()
-    if conf.cert_file and conf.key_file:
-        user["client-certificate"], user["client-key"] = conf.cert_file, conf.key_file
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "platform", "cluster": cluster}],
-        "users": [{"name": "platform", "user": user}],
-        "contexts": [{"name": "platform", "context": {"cluster": "platform", "user": "platform"}}],
-        "current-context": "platform",
-    }
 
 
 def ensure_namespace(api: k8s.ApiClient, name: str) -> bool:

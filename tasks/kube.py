@@ -12,7 +12,6 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
-from botocore.signers import RequestSigner
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
@@ -21,9 +20,8 @@ from prefect_kubernetes.credentials import KubernetesClusterConfig
 from tasks.aws.clients import AwsClients
 from tasks.aws.eks import describe_cluster
 from tasks.aws.errors import PermanentAwsError
+from tasks.aws.token import exec_user, presigned_token
 
-TOKEN_PREFIX = "k8s-aws-v1."
-TOKEN_SECONDS = 60
 # Every request to the cluster's API ends: connect within 10 s, the answer within 60 s (an
 # unreachable private endpoint or a stalled server must not hang a task).
 REQUEST_TIMEOUT = (10.0, 60.0)
@@ -40,26 +38,7 @@ class BoundedApiClient(k8s.ApiClient):
 
 
 def eks_token(aws: AwsClients, cluster: str) -> str:
-    sts = aws("sts")
-    signer = RequestSigner(
-        sts.meta.service_model.service_id,
-        aws.region,
-        "sts",
-        "v4",
-        aws.credentials(),
-        sts.meta.events,
-    )
-    request = {
-        "method": "GET",
-        "url": f"https://sts.{aws.region}.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15",
-        "body": {},
-        "headers": {"x-k8s-aws-id": cluster},
-        "context": {},
-    }
-    url = signer.generate_presigned_url(
-        request, region_name=aws.region, expires_in=TOKEN_SECONDS, operation_name=""
-    )
-    return TOKEN_PREFIX + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
+    return presigned_token(aws("sts"), aws.credentials(), aws.region, cluster)
 
 
 def api_client(
@@ -74,11 +53,7 @@ def api_client(
             client_configuration=configuration,
         )
         return BoundedApiClient(configuration)
-    described: dict[str, Any] | None = describe_cluster(aws, cluster)
-    if not described or not described.get("endpoint"):
-        raise PermanentAwsError(
-            "kubernetes access", "NoEndpoint", f"cluster {cluster} has no API endpoint yet"
-        )
+    described = _described(aws, cluster)
     configuration = k8s.Configuration()
     configuration.host = described["endpoint"]
     ca = described.get("certificateAuthority", {}).get("data")
@@ -88,7 +63,40 @@ def api_client(
         configuration.ssl_ca_cert = handle.name
     configuration.api_key = {"authorization": eks_token(aws, cluster)}
     configuration.api_key_prefix = {"authorization": "Bearer"}
+    # A fresh token for every request: EKS refuses one older than about 15 minutes, and
+    # a client may outlive that (a long wait, a slow release). Signing is local and cheap.
+    configuration.refresh_api_key_hook = lambda conf: conf.api_key.update(
+        authorization=eks_token(aws, cluster)
+    )
     return BoundedApiClient(configuration)
+
+
+def eks_kubeconfig(aws: AwsClients, cluster: str, lifetime: float) -> dict[str, Any]:
+    """A kubeconfig for helm that reaches the cluster through EKS with credentials made
+    fresh by an exec plugin (``tasks.aws.token``), never a token that can expire mid-run.
+    ``lifetime``: how long client-go may reuse one (EKS's 15 minutes, at the run's pace)."""
+    described = _described(aws, cluster)
+    entry: dict[str, Any] = {"server": described["endpoint"]}
+    ca = described.get("certificateAuthority", {}).get("data")
+    if ca:
+        entry["certificate-authority-data"] = ca
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster, "cluster": entry}],
+        "users": [{"name": cluster, "user": exec_user(cluster, aws.region, lifetime)}],
+        "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": cluster}}],
+        "current-context": cluster,
+    }
+
+
+def _described(aws: AwsClients, cluster: str) -> dict[str, Any]:
+    described: dict[str, Any] | None = describe_cluster(aws, cluster)
+    if not described or not described.get("endpoint"):
+        raise PermanentAwsError(
+            "kubernetes access", "NoEndpoint", f"cluster {cluster} has no API endpoint yet"
+        )
+    return described
 
 
 def converge_object(

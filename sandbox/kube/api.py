@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, unquote
 
 import yaml
 
-from sandbox.kube import discovery, media, protobuf, schemas, tables
+from sandbox.kube import auth, discovery, media, protobuf, schemas, tables
 from sandbox.kube.errors import ApiError, bad_request, not_found
 from sandbox.kube.patch import (
     PatchError,
@@ -29,7 +29,7 @@ from sandbox.kube.proxy import ProxyRequest, ServiceProxies, split_service_ref
 from sandbox.kube.resources import ResourceType
 from sandbox.kube.selectors import selector_from_dict
 from sandbox.kube.store import CRDS, Store, WatchClosed
-from sandbox.settings import FaultBook
+from sandbox.settings import FaultBook, Latency
 
 log = logging.getLogger(__name__)
 
@@ -156,9 +156,11 @@ class KubeApi:
         proxies: ServiceProxies | None = None,
         pod_logs: PodLogSource = default_pod_log,
         faults: FaultBook | None = None,
+        latency: Latency | None = None,
     ):
         self.store = store
         self.faults = faults or FaultBook()
+        self.latency = latency or Latency()
         self.proxies = proxies or ServiceProxies()
         self.pod_logs = pod_logs
         self.stopping = threading.Event()
@@ -194,6 +196,11 @@ class KubeApi:
             return Response(200, b"ok", "text/plain; charset=utf-8")
         if path == "/version":
             return json_response(200, VERSION)
+        try:
+            auth.check(req.headers.get("Authorization"), self.latency)
+        except auth.Unauthorized as refused:
+            log.info("401 for %s %s: %s", req.method, path, refused)
+            return error_response(ApiError(401, "Unauthorized", "Unauthorized"))
         if path == "/openapi/v2":
             return _openapi_v2(req)
         if path == "/openapi/v3":

@@ -19,13 +19,14 @@ import yaml
 from sandbox.cluster import ClusterSource
 from sandbox.connections import ClosableConnections
 from sandbox.kube.api import KubeApi, Request, Response
+from sandbox.kube.auth import SANDBOX_TOKEN
 from sandbox.kube.proxy import ProxyHandler, ServiceProxies
 from sandbox.kube.store import Store
+from sandbox.kube.tls import server_tls
 from sandbox.settings import SandboxSettings
 
 log = logging.getLogger(__name__)
 
-SANDBOX_TOKEN = "sandbox-token"  # any bearer token is accepted; clients just need one
 IDLE_CONNECTION_TIMEOUT = 300  # seconds a keep-alive connection may sit idle
 
 
@@ -97,7 +98,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not readable:
             return False
         try:
-            return self.connection.recv(1, socket.MSG_PEEK) == b""
+            # the TCP stream itself: an SSL socket takes no flags, and this only peeks
+            return socket.socket.recv(self.connection, 1, socket.MSG_PEEK) == b""
         except OSError:
             return True
 
@@ -138,12 +140,17 @@ class KubeSimulator:
         host: str = "127.0.0.1",
         port: int = 0,
         run_controllers: bool = True,
+        tls: bool = False,
     ):
+        """``tls``: serve HTTPS with a CA of its own (``ca_data``), as EKS does."""
         self.settings = settings
+        self._tls = server_tls(host) if tls else None
         self.cluster_source = cluster_source
         self.store = Store()
         self.proxies = ServiceProxies()
-        self.api = KubeApi(self.store, self.proxies, faults=settings.faults)
+        self.api = KubeApi(
+            self.store, self.proxies, faults=settings.faults, latency=settings.latency
+        )
         self._address = (host, port)
         self._run_controllers = run_controllers
         self._httpd: _HttpServer | None = None
@@ -156,7 +163,12 @@ class KubeSimulator:
         if self._httpd is None:
             raise RuntimeError("the simulator is not running")
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self._tls else 'http'}://{host}:{port}"
+
+    @property
+    def ca_data(self) -> str | None:
+        """The CA of its HTTPS certificate (base64 PEM), None when serving plain HTTP."""
+        return self._tls.ca_data if self._tls else None
 
     @property
     def prometheus(self) -> Any:
@@ -169,6 +181,11 @@ class KubeSimulator:
             return self
         self.api.stopping.clear()
         self._httpd = _HttpServer(self._address, self.api)
+        if self._tls is not None:
+            # the handshake happens in each connection's thread, not in the accept loop
+            self._httpd.socket = self._tls.context.wrap_socket(
+                self._httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.1},
@@ -216,15 +233,21 @@ class KubeSimulator:
         """Answer ``.../services/<service>[:port]/proxy/...`` with ``handler``."""
         self.proxies.register(namespace, service, handler, port)
 
+    def _cluster_entry(self) -> dict[str, str]:
+        entry = {"server": self.url}
+        if self.ca_data:
+            entry["certificate-authority-data"] = self.ca_data
+        return entry
+
     def write_kubeconfig(
         self, path: Path, cluster: str = "sandbox", context: str = "sandbox"
     ) -> Path:
-        """A kubeconfig for this server (plain HTTP, a dummy bearer token), mode 0600."""
+        """A kubeconfig for this server (its CA when on HTTPS, the sandbox token), mode 0600."""
         user = f"{context}-user"
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": cluster, "cluster": {"server": self.url}}],
+            "clusters": [{"name": cluster, "cluster": self._cluster_entry()}],
             "users": [{"name": user, "user": {"token": SANDBOX_TOKEN}}],
             "contexts": [
                 {

@@ -72,6 +72,21 @@ class AwsClients:
                     self._account_id = sts.get_caller_identity()["Account"]
             return self._account_id
 
+    def environment(self) -> dict[str, str]:
+        """The credentials, region and endpoint as the environment variables boto3 reads:
+        for a child process (helm's EKS credential plugin), never for a file or a log."""
+        frozen = self.credentials().get_frozen_credentials()
+        env = {
+            "AWS_ACCESS_KEY_ID": frozen.access_key,
+            "AWS_SECRET_ACCESS_KEY": frozen.secret_key,
+            "AWS_DEFAULT_REGION": self.region,
+        }
+        if frozen.token:
+            env["AWS_SESSION_TOKEN"] = frozen.token
+        if self.endpoint_url:
+            env["AWS_ENDPOINT_URL"] = self.endpoint_url
+        return env
+
     @property
     def endpoint_url(self) -> str | None:
         return self._params.get("endpoint_url")

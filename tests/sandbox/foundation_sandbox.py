@@ -62,9 +62,10 @@ def new_clients(sandbox: Sandbox) -> AwsClients:
 def running_sandbox(folder: Path) -> Iterator[Sandbox]:
     settings = SandboxSettings()
     with LocalAws(settings) as aws:
-        kube = KubeSimulator(settings, cluster_source=aws.cluster_source()).start()
+        kube = KubeSimulator(settings, cluster_source=aws.cluster_source(), tls=True).start()
         try:
             aws.kube_url = kube.url  # DescribeCluster reports the simulator as endpoint
+            aws.kube_ca_data = kube.ca_data
             yield Sandbox(aws, kube, settings, kube.write_kubeconfig(folder / "config"))
         finally:
             kube.stop()

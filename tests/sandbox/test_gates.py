@@ -26,8 +26,9 @@ from blueprint.spec import Gate, bucket_name
 from sandbox.aws.moto_app import ACCOUNT_ID as ACCOUNT
 from sandbox.charts.server import ChartRepository
 from sandbox.cluster import NodeGroupInfo, StaticClusterSource
+from sandbox.kube.auth import SANDBOX_TOKEN
 from sandbox.kube.proxy import ProxyRequest, ProxyResponse
-from sandbox.kube.server import SANDBOX_TOKEN, KubeSimulator
+from sandbox.kube.server import KubeSimulator
 from sandbox.settings import Fault, FaultBook, Latency, SandboxSettings
 from sandbox.tools import ensure_tools
 from tasks.gates import (

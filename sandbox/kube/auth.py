@@ -1,0 +1,66 @@
+"""Who may call the simulated API: bearer tokens checked as EKS checks them.
+
+A request without credentials is let through (the sandbox has no RBAC). A bearer token must
+be the sandbox kubeconfig's own, or an EKS token: ``k8s-aws-v1.`` and a base64url
+presigned STS GetCallerIdentity URL that signs the ``x-k8s-aws-id`` header. EKS accepts
+such a token for 15 minutes from its signing time; here that is 15 guide minutes at the
+latency profile's time scale (15 real minutes when the profile is off). Anything else is
+answered 401 Unauthorized, as the API server answers a client whose token is bad or stale.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from calendar import timegm
+from urllib.parse import parse_qs, urlsplit
+
+from sandbox.settings import Latency
+
+SANDBOX_TOKEN = "sandbox-token"  # the token of the kubeconfigs the sandbox writes
+EKS_PREFIX = "k8s-aws-v1."
+EKS_TOKEN_MINUTES = 15
+REAL_TOKEN_SECONDS = EKS_TOKEN_MINUTES * 60
+
+
+class Unauthorized(Exception):
+    pass
+
+
+def check(authorization: str | None, latency: Latency, now: float | None = None) -> None:
+    """Raises ``Unauthorized`` naming why a request's credentials are refused."""
+    if not authorization:
+        return
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("only bearer tokens are accepted")
+    if token == SANDBOX_TOKEN:
+        return
+    if not token.startswith(EKS_PREFIX):
+        raise Unauthorized("unknown bearer token")
+    signed_at = _eks_token_time(token.removeprefix(EKS_PREFIX))
+    lifetime = (
+        latency.time_scale * EKS_TOKEN_MINUTES if latency.time_scale > 0 else REAL_TOKEN_SECONDS
+    )
+    age = (now if now is not None else time.time()) - signed_at
+    if age > lifetime:
+        raise Unauthorized(f"EKS token expired: signed {age:.1f}s ago, valid {lifetime:.1f}s")
+
+
+def _eks_token_time(encoded: str) -> float:
+    try:
+        url = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise Unauthorized("EKS token is not base64url") from None
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    if not (parts.hostname or "").startswith("sts.") or query.get("Action") != "GetCallerIdentity":
+        raise Unauthorized("EKS token is not a presigned STS GetCallerIdentity URL")
+    if "x-k8s-aws-id" not in query.get("X-Amz-SignedHeaders", "").split(";"):
+        raise Unauthorized("EKS token does not sign the x-k8s-aws-id header (the cluster)")
+    if not query.get("X-Amz-Signature") or not query.get("X-Amz-Credential"):
+        raise Unauthorized("EKS token is not signed")
+    try:
+        return float(timegm(time.strptime(query.get("X-Amz-Date", ""), "%Y%m%dT%H%M%SZ")))
+    except ValueError:
+        raise Unauthorized("EKS token has no valid X-Amz-Date") from None
