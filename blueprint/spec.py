@@ -183,9 +183,6 @@ class NodeGroup(Model):
     min_size: int = Field(ge=0, description="Autoscaling minimum")
     desired_size: int = Field(ge=0, description="Nodes at creation")
     max_size: int = Field(ge=1, description="Autoscaling maximum")
-    spot_allocation_strategy: (
-        Literal["diversified", "lowest-price", "capacity-optimized"] | None
-    ) = Field(default=None, description="How SPOT capacity is spread over instance types")
     disk_size_gib: int = Field(default=50, ge=20, le=16384, description="Root volume size (GiB)")
     labels: dict[str, str] = Field(default_factory=dict, description="Kubernetes node labels")
 
@@ -207,16 +204,16 @@ class NodeGroup(Model):
             problems.append("instance_types: a type is listed twice")
         if len({INSTANCE_TYPES[t].arch for t in known}) > 1:
             problems.append("instance_types: mixed architectures; a node group has one AMI type")
-        if self.spot_allocation_strategy and self.capacity_type != "SPOT":
-            problems.append("spot_allocation_strategy: set but capacity_type is not SPOT")
-        if self.spot_allocation_strategy == "diversified":
+        # The guide's SPOT group is diversified. EKS managed node groups always allocate
+        # SPOT capacity price-capacity-optimized over the group's types (the API has no
+        # strategy to set), so diversity comes from the types: two or more, of one size.
+        if self.capacity_type == "SPOT":
             if len(self.instance_types) < 2:
-                problems.append("instance_types: a diversified SPOT group needs at least 2 types")
+                problems.append("instance_types: a SPOT group needs at least 2 types")
             sizes = {(INSTANCE_TYPES[t].vcpu, INSTANCE_TYPES[t].memory_gib) for t in known}
             if len(sizes) > 1:
                 problems.append(
-                    "instance_types: a diversified SPOT group needs types of one size "
-                    "(vCPU, memory)"
+                    "instance_types: a SPOT group needs types of one size (vCPU, memory)"
                 )
         reject(problems)
         return self
@@ -449,6 +446,8 @@ class ObservabilitySettings(Model):
 
 
 STORAGE_PARTS = ("mimir", "loki")  # the services that keep their data in S3
+# The Kubernetes service account each of them runs as; its IAM role (IRSA) trusts it.
+SERVICE_ACCOUNTS = {"mimir": "mimir", "loki": "loki"}
 
 
 def object_storage(spec: PlatformSpec, storage: str) -> ObjectStorage:

@@ -47,10 +47,10 @@ def service_account_roles(ctx: RunContext) -> dict[str, str]:
     """ARNs of the service-account roles the foundation created (those that exist)."""
     iam, prefix = ctx.aws("iam"), Identity.of(ctx.spec).prefix
     roles = {}
-    for suffix, *_ in SERVICE_ACCOUNT_ROLES:
+    for role in SERVICE_ACCOUNT_ROLES:
         try:
             with aws_call("iam:GetRole"):
-                roles[suffix] = iam.get_role(RoleName=f"{prefix}-{suffix}")["Role"]["Arn"]
+                roles[role.suffix] = iam.get_role(RoleName=f"{prefix}-{role.suffix}")["Role"]["Arn"]
         except AwsError as exc:
             if exc.code != "NoSuchEntity":
                 raise

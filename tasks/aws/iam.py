@@ -1,14 +1,20 @@
 """IAM: the cluster and node roles with the managed policies EKS needs, the cluster's OIDC
-provider, and the service-account roles (IRSA) of ebs-csi, external-dns and cert-manager."""
+provider, and the service-account roles (IRSA): ebs-csi, Mimir and Loki (each to its own
+bucket), and external-dns and cert-manager where DNS is Route 53.
+
+Least privilege: the node role holds only what EKS needs of a node. Anything a pod needs
+goes to its service account's role, since every pod on a node could use the node role
+through the instance metadata service."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
-from blueprint.spec import STORAGE_PARTS, PlatformSpec, bucket_name
+from blueprint.spec import SERVICE_ACCOUNTS, PlatformSpec, bucket_name
 from tasks.aws.clients import AwsClients
 from tasks.aws.errors import AwsError, aws_call, create_or_adopt
 from tasks.aws.identity import Identity
@@ -42,11 +48,61 @@ ROUTE53_POLICY = {
         },
     ],
 }
-# (name suffix, namespace, service account, managed policies, inline policy)
+
+
+def bucket_policy(part: str) -> Callable[[PlatformSpec, str], dict[str, Any]]:
+    """Read and write one object-storage bucket, and nothing else."""
+
+    def policy(spec: PlatformSpec, account_id: str) -> dict[str, Any]:
+        arn = f"arn:aws:s3:::{bucket_name(spec, part, account_id)}"
+        return {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [arn]},
+                {
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                    "Resource": [f"{arn}/*"],
+                },
+            ],
+        }
+
+    return policy
+
+
+def _route53(spec: PlatformSpec, account_id: str) -> dict[str, Any]:
+    return ROUTE53_POLICY
+
+
+def _dns_on_route53(spec: PlatformSpec) -> bool:
+    return spec.ingress.external_dns.provider == "aws"
+
+
+@dataclass(frozen=True)
+class ServiceAccountRole:
+    suffix: str  # the role is <platform>-<environment>-<suffix>
+    namespace: str  # a workflow (its namespace in the spec) or a literal namespace
+    account: str  # the Kubernetes service account trusted to assume it
+    managed: tuple[str, ...] = ()
+    inline: Callable[[PlatformSpec, str], dict[str, Any]] | None = None
+    wanted: Callable[[PlatformSpec], bool] = lambda spec: True
+
+
 SERVICE_ACCOUNT_ROLES = (
-    ("ebs-csi", "kube-system", "ebs-csi-controller-sa", (EBS_CSI_POLICY,), None),
-    ("external-dns", "ingress", "external-dns", (), ROUTE53_POLICY),
-    ("cert-manager", "ingress", "cert-manager", (), ROUTE53_POLICY),
+    ServiceAccountRole("ebs-csi", "kube-system", "ebs-csi-controller-sa", (EBS_CSI_POLICY,)),
+    ServiceAccountRole(
+        "mimir", "observability", SERVICE_ACCOUNTS["mimir"], inline=bucket_policy("mimir")
+    ),
+    ServiceAccountRole(
+        "loki", "observability", SERVICE_ACCOUNTS["loki"], inline=bucket_policy("loki")
+    ),
+    # Route 53 only: with Cloudflare DNS these two call no AWS API at all.
+    ServiceAccountRole(
+        "external-dns", "ingress", "external-dns", inline=_route53, wanted=_dns_on_route53
+    ),
+    ServiceAccountRole(
+        "cert-manager", "ingress", "cert-manager", inline=_route53, wanted=_dns_on_route53
+    ),
 )
 
 
@@ -153,41 +209,33 @@ class _Roles:
             with aws_call("iam:DetachRolePolicy"):
                 self.iam.detach_role_policy(RoleName=name, PolicyArn=arn)
             self.changes.append(f"detached {arn.rsplit('/', 1)[-1]} from {name}")
-        if inline is not None:
-            self._inline(name, inline)
+        self._inline(name, inline)
         return role["Arn"]
 
-    def _inline(self, role: str, document: dict) -> None:
+    def _inline(self, role: str, document: dict | None) -> None:
+        """The role's inline policy as given; none given, an earlier one is removed (e.g. the
+        node role's bucket access, now the writers' own roles')."""
         policy = f"{role}-inline"
         try:
             with aws_call("iam:GetRolePolicy"):
                 current = self.iam.get_role_policy(RoleName=role, PolicyName=policy)
-            if _document(current["PolicyDocument"]) == document:
+            if document is not None and _document(current["PolicyDocument"]) == document:
                 return
         except AwsError as exc:
             if exc.code != "NoSuchEntity":
                 raise
+            if document is None:
+                return
+        if document is None:
+            with aws_call("iam:DeleteRolePolicy"):
+                self.iam.delete_role_policy(RoleName=role, PolicyName=policy)
+            self.changes.append(f"removed inline policy of {role}")
+            return
         with aws_call("iam:PutRolePolicy"):
             self.iam.put_role_policy(
                 RoleName=role, PolicyName=policy, PolicyDocument=json.dumps(document)
             )
         self.changes.append(f"set inline policy of {role}")
-
-
-def node_storage_policy(spec: PlatformSpec, account_id: str) -> dict[str, Any]:
-    """Mimir and Loki run with the node role's credentials: read and write their buckets."""
-    arns = [f"arn:aws:s3:::{bucket_name(spec, part, account_id)}" for part in STORAGE_PARTS]
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": arns},
-            {
-                "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                "Resource": [f"{arn}/*" for arn in arns],
-            },
-        ],
-    }
 
 
 def role_names(spec: PlatformSpec) -> dict[str, str]:
@@ -200,12 +248,7 @@ def ensure_roles(spec: PlatformSpec, aws: AwsClients) -> Roles:
     roles = _Roles(spec, aws)
     names = role_names(spec)
     cluster = roles.role(names["cluster"], _trust("eks.amazonaws.com"), CLUSTER_POLICIES)
-    node = roles.role(
-        names["node"],
-        _trust("ec2.amazonaws.com"),
-        NODE_POLICIES,
-        node_storage_policy(spec, aws.account_id()),
-    )
+    node = roles.role(names["node"], _trust("ec2.amazonaws.com"), NODE_POLICIES)
     return Roles(cluster, node, roles.changes)
 
 
@@ -242,41 +285,54 @@ def ensure_service_account_roles(
             changes.append(f"created OIDC provider for {host}")
     roles = _Roles(spec, aws)
     result = {}
-    for suffix, namespace, account, managed, inline in SERVICE_ACCOUNT_ROLES:
-        namespace = spec.namespaces.get(namespace, namespace)  # a workflow's, or literal
+    for wanted in SERVICE_ACCOUNT_ROLES:
+        name = f"{me.prefix}-{wanted.suffix}"
+        if not wanted.wanted(spec):
+            if _delete_role(iam, me, name):  # made when the spec still wanted it
+                changes.append(f"deleted role {name} (not needed by the spec)")
+            continue
+        namespace = spec.namespaces.get(wanted.namespace, wanted.namespace)
         trust = _web_identity_trust(
-            provider, oidc_issuer, f"system:serviceaccount:{namespace}:{account}"
+            provider, oidc_issuer, f"system:serviceaccount:{namespace}:{wanted.account}"
         )
-        result[suffix] = roles.role(f"{me.prefix}-{suffix}", trust, managed, inline)
+        inline = wanted.inline(spec, aws.account_id()) if wanted.inline else None
+        result[wanted.suffix] = roles.role(name, trust, wanted.managed, inline)
     return result, changes + roles.changes
+
+
+def _delete_role(iam: Any, me: Identity, name: str) -> bool:
+    """Delete a role of the platform with its policies; False when there is none. A role of
+    that name without the platform's tags stops here, untouched (``NotOurs``)."""
+    try:
+        with aws_call("iam:GetRole"):
+            me.claim("IAM role", name, iam.get_role(RoleName=name)["Role"].get("Tags"))
+    except AwsError as exc:
+        if exc.code == "NoSuchEntity":
+            return False
+        raise
+    with aws_call("iam:ListAttachedRolePolicies"):
+        attached = iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
+    for policy in attached:
+        with aws_call("iam:DetachRolePolicy"):
+            iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
+    with aws_call("iam:ListRolePolicies"):
+        inline = iam.list_role_policies(RoleName=name)["PolicyNames"]
+    for policy in inline:
+        with aws_call("iam:DeleteRolePolicy"):
+            iam.delete_role_policy(RoleName=name, PolicyName=policy)
+    with aws_call("iam:DeleteRole"):
+        iam.delete_role(RoleName=name)
+    return True
 
 
 def delete_roles(spec: PlatformSpec, aws: AwsClients, oidc_issuer: str | None = None) -> list[str]:
     """Delete every role of the platform (and the OIDC provider when its issuer is given)."""
     iam, me = aws("iam"), Identity.of(spec)
-    names = [*role_names(spec).values(), *(f"{me.prefix}-{s[0]}" for s in SERVICE_ACCOUNT_ROLES)]
-    done = []
-    for name in names:
-        try:
-            with aws_call("iam:GetRole"):
-                me.claim("IAM role", name, iam.get_role(RoleName=name)["Role"].get("Tags"))
-        except AwsError as exc:
-            if exc.code == "NoSuchEntity":
-                continue
-            raise
-        with aws_call("iam:ListAttachedRolePolicies"):
-            attached = iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
-        for policy in attached:
-            with aws_call("iam:DetachRolePolicy"):
-                iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
-        with aws_call("iam:ListRolePolicies"):
-            inline = iam.list_role_policies(RoleName=name)["PolicyNames"]
-        for policy in inline:
-            with aws_call("iam:DeleteRolePolicy"):
-                iam.delete_role_policy(RoleName=name, PolicyName=policy)
-        with aws_call("iam:DeleteRole"):
-            iam.delete_role(RoleName=name)
-        done.append(f"role {name}")
+    names = [
+        *role_names(spec).values(),
+        *(f"{me.prefix}-{r.suffix}" for r in SERVICE_ACCOUNT_ROLES),
+    ]
+    done = [f"role {name}" for name in names if _delete_role(iam, me, name)]
     if oidc_issuer:
         host = oidc_issuer.removeprefix("https://")
         with aws_call("iam:ListOpenIDConnectProviders"):

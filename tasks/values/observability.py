@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from blueprint.spec import SERVICE_ACCOUNTS
 from blueprint.units import duration_seconds
 from tasks.values.context import (
     ValuesContext,
@@ -91,6 +92,16 @@ def prometheus(ctx: ValuesContext) -> dict[str, Any]:
 # --------------------------------------------------------------------------- Mimir
 
 
+def writer_account(ctx: ValuesContext, part: str) -> dict[str, Any]:
+    """The service account of an object-storage writer: the name its IAM role trusts, and
+    the role's annotation (absent where the role does not exist yet)."""
+    return {
+        "create": True,
+        "name": SERVICE_ACCOUNTS[part],
+        "annotations": ctx.role_annotations(part),
+    }
+
+
 def mimir(ctx: ValuesContext) -> dict[str, Any]:
     settings = ctx.spec.observability.mimir
     region = ctx.spec.platform.region
@@ -106,8 +117,8 @@ def mimir(ctx: ValuesContext) -> dict[str, Any]:
         },
         "distributor": {"remote_timeout": None},
         "ingester": {"push_grpc_method_enabled": None},
-        # No keys: the pods use the node role's credentials (no service account role exists
-        # for Mimir), which must allow the bucket.
+        # No keys: the pods take their service account's IAM role (IRSA), which reaches
+        # this bucket alone.
         "common": {
             "storage": {
                 "backend": "s3",
@@ -120,6 +131,7 @@ def mimir(ctx: ValuesContext) -> dict[str, Any]:
     volume = {"persistentVolume": {"storageClass": ctx.storage_class}}
     return {
         "mimir": {"structuredConfig": config},
+        "serviceAccount": writer_account(ctx, "mimir"),
         "minio": {"enabled": False},
         "kafka": {"enabled": False},
         "ingester": volume,
@@ -169,7 +181,7 @@ def loki(ctx: ValuesContext) -> dict[str, Any]:
             "auth_enabled": False,
             # A single replica cannot hold three copies of a stream.
             "commonConfig": {"replication_factor": 1},
-            # No keys: the node role's credentials reach the bucket.
+            # No keys: the service account's IAM role (IRSA) reaches the bucket.
             "storage": {
                 "type": "s3",
                 "bucketNames": {"chunks": ctx.buckets["loki"]},
@@ -185,6 +197,7 @@ def loki(ctx: ValuesContext) -> dict[str, Any]:
             # Retention is applied by the compactor, which needs a store for delete requests.
             "compactor": {"retention_enabled": True, "delete_request_store": "s3"},
         },
+        "serviceAccount": writer_account(ctx, "loki"),
         # Alerting rules live in Prometheus; the ruler would need a rules bucket as well.
         "ruler": {"enabled": False},
         "chunksCache": {"allocatedMemory": LOKI_CHUNKS_CACHE_MB},

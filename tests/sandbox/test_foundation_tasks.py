@@ -29,7 +29,7 @@ from kubernetes import client as k8s
 
 from blueprint.loader import load_spec
 from blueprint.pace import Pace
-from blueprint.spec import PlatformSpec
+from blueprint.spec import PlatformSpec, bucket_name
 from sandbox.kube.nodes import CLUSTER_ANNOTATION
 from sandbox.settings import Fault, SandboxSettings
 from tasks.aws.addons import AddOn, _create_through_lag, ensure_addon
@@ -42,8 +42,8 @@ from tasks.aws.errors import (
     classify,
     is_transient,
 )
-from tasks.aws.iam import Roles, ensure_roles
-from tasks.aws.identity import tag_dict
+from tasks.aws.iam import Roles, delete_roles, ensure_roles, ensure_service_account_roles
+from tasks.aws.identity import Identity, tag_dict
 from tasks.aws.inventory import aws_inventory
 from tasks.aws.nodegroups import NodeGroups, delete_node_groups, ensure_node_groups
 from tasks.aws.vpc import Network, ensure_network
@@ -297,6 +297,8 @@ def test_cluster_and_node_roles_have_their_managed_policies(foundation: Foundati
         "AmazonEKS_CNI_Policy",
         "AmazonEC2ContainerRegistryReadOnly",
     }
+    # Any pod could use the node role through the instance metadata: it reaches no bucket.
+    assert iam.list_role_policies(RoleName=node_role["Role"]["RoleName"])["PolicyNames"] == []
 
 
 def test_oidc_provider_and_service_account_roles(foundation: Foundation, aws):
@@ -312,11 +314,13 @@ def test_oidc_provider_and_service_account_roles(foundation: Foundation, aws):
     provider = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=providers[0])
     assert provider["ClientIDList"] == ["sts.amazonaws.com"]
 
-    ingress = foundation.spec.namespaces["ingress"]
+    observability = foundation.spec.namespaces["observability"]
+    assert foundation.spec.ingress.external_dns.provider == "cloudflare"
+    # No Route 53 roles for external-dns and cert-manager: the DNS is Cloudflare's.
     expected_subjects = {
         "ebs-csi": "system:serviceaccount:kube-system:ebs-csi-controller-sa",
-        "external-dns": f"system:serviceaccount:{ingress}:external-dns",
-        "cert-manager": f"system:serviceaccount:{ingress}:cert-manager",
+        "mimir": f"system:serviceaccount:{observability}:mimir",
+        "loki": f"system:serviceaccount:{observability}:loki",
     }
     assert set(cluster.service_account_roles) == set(expected_subjects)
     for suffix, subject in expected_subjects.items():
@@ -330,10 +334,43 @@ def test_oidc_provider_and_service_account_roles(foundation: Foundation, aws):
         }
     ebs_role = cluster.service_account_roles["ebs-csi"].rsplit("/", 1)[-1]
     assert attached(iam, ebs_role) == {"AmazonEBSCSIDriverPolicy"}
-    dns_role = cluster.service_account_roles["external-dns"].rsplit("/", 1)[-1]
-    inline = iam.get_role_policy(RoleName=dns_role, PolicyName=f"{dns_role}-inline")
-    actions = {a for s in inline["PolicyDocument"]["Statement"] for a in s["Action"]}
-    assert "route53:ChangeResourceRecordSets" in actions
+    for part in ("mimir", "loki"):  # each writer reaches its own bucket, and only that
+        role = cluster.service_account_roles[part].rsplit("/", 1)[-1]
+        inline = iam.get_role_policy(RoleName=role, PolicyName=f"{role}-inline")
+        resources = {r for s in inline["PolicyDocument"]["Statement"] for r in s["Resource"]}
+        bucket = f"arn:aws:s3:::{bucket_name(foundation.spec, part, aws.account_id())}"
+        assert resources == {bucket, f"{bucket}/*"}
+
+
+def test_access_an_earlier_version_granted_is_taken_back(aws):
+    """The node role's bucket policy and Route 53 roles for a Cloudflare DNS, as earlier
+    versions made them: the next converge removes both."""
+    spec = spec_named("legacy")
+    me = Identity.of(spec)
+    iam = aws("iam")
+    node = ensure_roles(spec, aws).node_role_arn.rsplit("/", 1)[-1]
+    iam.put_role_policy(
+        RoleName=node,
+        PolicyName=f"{node}-inline",
+        PolicyDocument='{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", '
+        '"Action": "s3:*", "Resource": "*"}]}',
+    )
+    iam.create_role(
+        RoleName=f"{me.prefix}-external-dns",
+        AssumeRolePolicyDocument="{}",
+        Tags=me.tag_list("iam", "external-dns"),
+    )
+    again = ensure_roles(spec, aws)
+    assert again.changes == [f"removed inline policy of {node}"]
+    assert iam.list_role_policies(RoleName=node)["PolicyNames"] == []
+    _, changes = ensure_service_account_roles(
+        spec, aws, "https://oidc.eks.us-east-1.amazonaws.com/id/LEGACY"
+    )
+    assert f"deleted role {me.prefix}-external-dns (not needed by the spec)" in changes
+    names = {r["RoleName"] for r in iam.list_roles()["Roles"]}
+    assert f"{me.prefix}-external-dns" not in names
+    assert {f"{me.prefix}-mimir", f"{me.prefix}-loki"} <= names
+    delete_roles(spec, aws, "https://oidc.eks.us-east-1.amazonaws.com/id/LEGACY")
 
 
 # ---------------------------------------------------------------------- convergence: EKS

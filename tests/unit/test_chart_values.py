@@ -46,6 +46,8 @@ COMPONENTS = [c.name for c in RELEASES]
 ROLES = {
     "cert-manager": "arn:aws:iam::123456789012:role/platform-sandbox-cert-manager",
     "external-dns": "arn:aws:iam::123456789012:role/platform-sandbox-external-dns",
+    "mimir": "arn:aws:iam::123456789012:role/platform-sandbox-mimir",
+    "loki": "arn:aws:iam::123456789012:role/platform-sandbox-loki",
 }
 TOKEN_SECRET = "cloudflare-api-token"
 ACCOUNT = "210987654321"
@@ -206,6 +208,12 @@ def test_mimir(ctx, spec):
         assert values[part]["persistentVolume"]["storageClass"] == "gp3"
     assert values["gateway"]["enabledNonEnterprise"] is True
     assert values["metaMonitoring"]["serviceMonitor"]["enabled"] is True
+    # The bucket is reached through the service account's role, the name its trust names.
+    assert values["serviceAccount"] == {
+        "create": True,
+        "name": "mimir",
+        "annotations": {"eks.amazonaws.com/role-arn": ROLES["mimir"]},
+    }
 
 
 def test_loki(ctx, spec):
@@ -233,6 +241,11 @@ def test_loki(ctx, spec):
     assert all(values[target]["replicas"] == 0 for target in ("read", "write", "backend"))
     assert loki["commonConfig"]["replication_factor"] == 1
     assert values["monitoring"]["serviceMonitor"]["enabled"] is True
+    assert values["serviceAccount"] == {
+        "create": True,
+        "name": "loki",
+        "annotations": {"eks.amazonaws.com/role-arn": ROLES["loki"]},
+    }
 
 
 def test_tempo(ctx):

@@ -24,7 +24,7 @@ def test_defaults_hold_the_guides_values():
     assert (system.instance_types, system.capacity_type) == (["t3.medium"], "ON_DEMAND")
     assert (system.min_size, system.max_size) == (2, 3)
     assert workload.instance_types == ["t3.large", "t3a.large", "t2.large"]
-    assert (workload.capacity_type, workload.spot_allocation_strategy) == ("SPOT", "diversified")
+    assert workload.capacity_type == "SPOT"
     assert (workload.min_size, workload.max_size) == (1, 8)
     essential = {"vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver"}
     # snapshot-controller serves the VolumeSnapshot API the guide's snapshot policies need.
@@ -96,7 +96,7 @@ INVALID = [
     ("node_groups.workload.instance_types", ["t3.large", "t4g.large"], "mixed architectures"),
     ("node_groups.workload.instance_types", ["t3.large", "t3.xlarge"], "one size"),
     ("node_groups.workload.instance_types", ["t3.large"], "at least 2 types"),
-    ("node_groups.system.spot_allocation_strategy", "diversified", "capacity_type is not SPOT"),
+    ("node_groups.workload.spot_allocation_strategy", "diversified", "unknown field"),
     ("node_groups.system.capacity_type", "RESERVED", "Input should be 'ON_DEMAND' or 'SPOT'"),
     ("node_groups.Bad_Name", {}, "not a DNS-1123 label"),
     ("addons.items.+istio", {}, "not essential"),
