@@ -3,8 +3,8 @@
 Order per request: identify the operation; if an ``aws-throttle``, ``aws-error`` or
 ``aws-denied`` fault targets it, answer with that error in the request's protocol (each
 answer uses up one count of the fault, so ``count: N`` means "the next N calls"); EKS calls
-go to the local EKS API; S3 calls pass S3's own rules (``s3_rules``); all others reach moto
-unchanged.
+go to the local EKS API; S3 and EC2 calls pass the rules moto does not keep (``s3_rules``,
+``ec2_rules``); all others reach moto unchanged.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
+from sandbox.aws.ec2_rules import Ec2Rules
 from sandbox.aws.eks_api import OPERATION_KEY, EksApi
 from sandbox.aws.errors import denied, error_response, throttling, unavailable
 from sandbox.aws.moto_app import WsgiApp
@@ -31,6 +32,7 @@ class AwsFrontend:
         self._moto = moto_app
         self._eks = eks
         self._s3 = S3Rules(moto_app, settings)
+        self._ec2 = Ec2Rules(moto_app)
         self._settings = settings
         self._identifier = OperationIdentifier()
         self._lock = threading.Lock()
@@ -57,6 +59,8 @@ class AwsFrontend:
             return self._eks(environ, start_response)
         if operation.service == "s3":
             return self._s3(operation, environ, start_response)
+        if operation.service == "ec2":
+            return self._ec2(operation, environ, start_response)
         return self._moto(environ, start_response)
 
     def _fault(self, operation: Operation) -> Response | None:

@@ -29,6 +29,7 @@ def aws_inventory(spec: PlatformSpec, aws: AwsClients) -> list[dict[str, str]]:
         ("internet-gateway", "describe_internet_gateways", "InternetGateways", "InternetGatewayId"),
         ("elastic-ip", "describe_addresses", "Addresses", "AllocationId"),
         ("route-table", "describe_route_tables", "RouteTables", "RouteTableId"),
+        ("vpc-endpoint", "describe_vpc_endpoints", "VpcEndpoints", "VpcEndpointId"),
         ("security-group", "describe_security_groups", "SecurityGroups", "GroupId"),
         ("launch-template", "describe_launch_templates", "LaunchTemplates", "LaunchTemplateId"),
     ]

@@ -1,5 +1,5 @@
 """The network: VPC over the spec's zones, public and private subnets, internet gateway,
-NAT, route tables and the cluster's shared security group.
+NAT, route tables, an S3 gateway endpoint and the cluster's shared security group.
 
 ``ensure_network`` finds each piece by the platform's tags and acts only on differences;
 ``delete_network`` removes them in reverse dependency order.
@@ -28,6 +28,7 @@ class Network:
     nat_gateways: dict[str, str] = field(default_factory=dict)  # zone -> nat id
     route_tables: dict[str, str] = field(default_factory=dict)  # part -> route table id
     security_group: str = ""
+    s3_endpoint: str = ""
     changes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -340,6 +341,44 @@ class _Converger:
             self.changes.append(f"allowed traffic within {group_id}")
         return group_id
 
+    def s3_endpoint(self, vpc_id: str, tables: list[str]) -> str:
+        """A gateway endpoint for S3 on every route table: image layers and the Mimir and
+        Loki buckets are reached without paying for NAT (gateway endpoints cost nothing)."""
+        service = f"com.amazonaws.{self.spec.platform.region}.s3"
+        with aws_call("ec2:DescribeVpcEndpoints"):
+            found = _one(
+                self.ec2.describe_vpc_endpoints(
+                    Filters=[
+                        {"Name": "vpc-id", "Values": [vpc_id]},
+                        {"Name": "service-name", "Values": [service]},
+                        {"Name": "vpc-endpoint-state", "Values": ["pending", "available"]},
+                        *self.me.filters(COMPONENT),
+                    ]
+                )["VpcEndpoints"],
+                "S3 endpoint",
+            )
+        if found is None:
+            with aws_call("ec2:CreateVpcEndpoint"):
+                endpoint = self.ec2.create_vpc_endpoint(
+                    VpcEndpointType="Gateway",
+                    VpcId=vpc_id,
+                    ServiceName=service,
+                    RouteTableIds=tables,
+                    TagSpecifications=self.tag_spec("vpc-endpoint", "s3"),
+                )["VpcEndpoint"]["VpcEndpointId"]
+            self.changes.append(f"created S3 gateway endpoint {endpoint}")
+            return endpoint
+        endpoint, current = found["VpcEndpointId"], set(found.get("RouteTableIds", []))
+        if current != set(tables):
+            with aws_call("ec2:ModifyVpcEndpoint"):
+                self.ec2.modify_vpc_endpoint(
+                    VpcEndpointId=endpoint,
+                    AddRouteTableIds=sorted(set(tables) - current),
+                    RemoveRouteTableIds=sorted(current - set(tables)),
+                )
+            self.changes.append(f"S3 gateway endpoint {endpoint} on route tables {tables}")
+        return endpoint
+
     def converge(self) -> Network:
         vpc_id = self.vpc()
         public = self.subnets(vpc_id, "public", self.spec.network.public_subnet_cidrs)
@@ -348,7 +387,10 @@ class _Converger:
         nats = self.nat_gateways(vpc_id, public)
         tables = self.route_tables(vpc_id, igw, nats, public, private)
         group = self.security_group(vpc_id)
-        return Network(vpc_id, public, private, igw, nats, tables, group, self.changes)
+        endpoint = self.s3_endpoint(vpc_id, sorted(tables.values()))
+        return Network(
+            vpc_id, public, private, igw, nats, tables, group, endpoint, changes=self.changes
+        )
 
 
 def ensure_network(spec: PlatformSpec, aws: AwsClients) -> Network:
@@ -400,6 +442,15 @@ def delete_network(spec: PlatformSpec, aws: AwsClients) -> list[str]:
         with aws_call("ec2:DeleteInternetGateway"):
             ec2.delete_internet_gateway(InternetGatewayId=igw["InternetGatewayId"])
         done.append(f"igw {igw['InternetGatewayId']}")
+    with aws_call("ec2:DescribeVpcEndpoints"):
+        endpoints = ec2.describe_vpc_endpoints(
+            Filters=[*mine, {"Name": "vpc-endpoint-state", "Values": ["pending", "available"]}]
+        )["VpcEndpoints"]
+    if endpoints:
+        ids = [e["VpcEndpointId"] for e in endpoints]
+        with aws_call("ec2:DeleteVpcEndpoints"):
+            ec2.delete_vpc_endpoints(VpcEndpointIds=ids)
+        done += [f"vpc endpoint {i}" for i in ids]
     with aws_call("ec2:DescribeRouteTables"):
         tables = ec2.describe_route_tables(Filters=mine)["RouteTables"]
     converger = _Converger(spec, aws)

@@ -260,6 +260,18 @@ def test_network_routes_public_through_the_gateway_and_private_through_nat(
     assert associated(tables["private"]) == set(net.private_subnets.values())
 
 
+def test_s3_is_reached_through_a_gateway_endpoint_not_nat(foundation: Foundation, aws):
+    ec2, net = aws("ec2"), foundation.network
+    (endpoint,) = ec2.describe_vpc_endpoints(VpcEndpointIds=[net.s3_endpoint])["VpcEndpoints"]
+    assert endpoint["VpcEndpointType"] == "Gateway"
+    assert endpoint["ServiceName"] == f"com.amazonaws.{foundation.spec.platform.region}.s3"
+    assert set(endpoint["RouteTableIds"]) == set(net.route_tables.values())
+    for table in ec2.describe_route_tables(RouteTableIds=list(net.route_tables.values()))[
+        "RouteTables"
+    ]:
+        assert net.s3_endpoint in {r.get("GatewayId") for r in table["Routes"]}
+
+
 def test_security_group_lets_control_plane_and_nodes_talk(foundation: Foundation, aws):
     group_id = foundation.network.security_group
     group = aws("ec2").describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
@@ -627,9 +639,14 @@ def test_deleted_route_table_is_put_back(foundation: Foundation, aws):
     )
     default = [r for r in table["Routes"] if r.get("DestinationCidrBlock") == "0.0.0.0/0"]
     assert [r["NatGatewayId"] for r in default] == list(net.nat_gateways.values())
+    # the S3 endpoint routes through the new table too
+    endpoint = [r for r in table["Routes"] if r.get("GatewayId", "").startswith("vpce-")]
+    assert [r["GatewayId"] for r in endpoint] == [net.s3_endpoint]
     # everything else was left alone, and the repaired network is stable
     assert all(
-        c.startswith(("created route table private", "default route of", "associated "))
+        c.startswith(
+            ("created route table private", "default route of", "associated ", "S3 gateway")
+        )
         for c in repaired.changes
     ), repaired.changes
     assert ensure_network(spec, aws).changes == []
