@@ -29,7 +29,6 @@ def aws_inventory(spec: PlatformSpec, aws: AwsClients) -> list[dict[str, str]]:
         ("internet-gateway", "describe_internet_gateways", "InternetGateways", "InternetGatewayId"),
         ("elastic-ip", "describe_addresses", "Addresses", "AllocationId"),
         ("route-table", "describe_route_tables", "RouteTables", "RouteTableId"),
-        ("vpc-endpoint", "describe_vpc_endpoints", "VpcEndpoints", "VpcEndpointId"),
         ("security-group", "describe_security_groups", "SecurityGroups", "GroupId"),
         ("launch-template", "describe_launch_templates", "LaunchTemplates", "LaunchTemplateId"),
     ]
@@ -42,6 +41,11 @@ def aws_inventory(spec: PlatformSpec, aws: AwsClients) -> list[dict[str, str]]:
             Filters=[*mine, {"Name": "state", "Values": ["pending", "available"]}]
         )["NatGateways"]:
             add("nat-gateway", nat["NatGatewayId"], _name(nat.get("Tags")))
+    with aws_call("ec2:DescribeVpcEndpoints"):  # deleted ones linger a while, as NATs do
+        for endpoint in ec2.describe_vpc_endpoints(
+            Filters=[*mine, {"Name": "vpc-endpoint-state", "Values": ["pending", "available"]}]
+        )["VpcEndpoints"]:
+            add("vpc-endpoint", endpoint["VpcEndpointId"], _name(endpoint.get("Tags")))
     iam = aws("iam")
     with aws_call("iam:ListRoles"):
         roles = [r for page in iam.get_paginator("list_roles").paginate() for r in page["Roles"]]
