@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 
 from moto.ec2.models import ec2_backends
 
-from sandbox.aws.moto_app import ACCOUNT_ID, WsgiApp
+from sandbox.aws.moto_app import ACCOUNT_ID, WsgiApp, forward
 from sandbox.aws.operations import Operation, request_body
 
 FOLLOWED = ("ModifyVpcEndpoint", "DeleteRouteTable")
@@ -31,14 +31,8 @@ class Ec2Rules:
         if operation.name not in FOLLOWED:
             return self._moto(environ, start_response)
         params = {k: v[0] for k, v in parse_qs(request_body(environ).decode()).items()}
-        status: list[str] = []
-
-        def remember(code: str, headers: list, *rest: Any) -> Any:
-            status.append(code)
-            return start_response(code, headers, *rest)
-
-        body = self._moto(environ, remember)
-        if status and status[0].startswith("2"):
+        body, succeeded = forward(self._moto, environ, start_response)
+        if succeeded:
             backend = ec2_backends[ACCOUNT_ID][operation.region]
             if operation.name == "ModifyVpcEndpoint":
                 _follow_endpoint(backend, params)

@@ -54,3 +54,16 @@ def reset_moto(app: WsgiApp) -> None:
     chunks, status, _ = run_wsgi_app(app, environ, buffered=True)
     if not status.startswith("200"):
         raise RuntimeError(f"moto reset failed: {status} {b''.join(chunks)[:200]!r}")
+
+
+def forward(app: WsgiApp, environ: dict[str, Any], start_response: Callable) -> tuple[Any, bool]:
+    """Pass a request to moto; also whether moto answered it with success (2xx), for rules
+    that complete what moto did."""
+    status: list[str] = []
+
+    def remember(code: str, headers: list, *rest: Any) -> Any:
+        status.append(code)
+        return start_response(code, headers, *rest)
+
+    body = app(environ, remember)
+    return body, bool(status) and status[0].startswith("2")

@@ -9,32 +9,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime
 import functools
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
+
+from sandbox.certificates import new_ca
 
 
 @functools.cache
 def placeholder_ca_data() -> str:
     """Base64 of a PEM certificate, as EKS returns it; made once per process."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubernetes")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    _, certificate = new_ca(days=3650)
     return base64.b64encode(certificate.public_bytes(serialization.Encoding.PEM)).decode()
 
 

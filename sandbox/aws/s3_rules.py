@@ -19,7 +19,7 @@ from moto.s3.models import s3_backends
 from werkzeug.wrappers import Response
 
 from sandbox.aws.errors import AwsError, error_response
-from sandbox.aws.moto_app import ACCOUNT_ID, WsgiApp
+from sandbox.aws.moto_app import ACCOUNT_ID, WsgiApp, forward
 from sandbox.aws.operations import Operation, request_body
 from sandbox.settings import SandboxSettings
 
@@ -38,14 +38,8 @@ class S3Rules:
         if operation.name not in ("CreateBucket", "DeleteBucket"):
             return self._moto(environ, start_response)
         tags = _creation_tags(request_body(environ)) if operation.name == "CreateBucket" else {}
-        status: list[str] = []
-
-        def remember(code: str, headers: list, *rest: Any) -> Any:
-            status.append(code)
-            return start_response(code, headers, *rest)
-
-        body = self._moto(environ, remember)
-        if status and status[0].startswith("2"):
+        body, succeeded = forward(self._moto, environ, start_response)
+        if succeeded:
             backend = s3_backends[ACCOUNT_ID]["global"]
             if operation.name == "CreateBucket" and tags:
                 backend.put_bucket_tagging(bucket, tags)
