@@ -375,6 +375,7 @@ def test_platformctl_up_inventory_and_sandbox_down(tmp_path: Path):
             "elastic-ip": 1,
             "nat-gateway": 1,
             "route-table": 2,
+            "vpc-endpoint": 1,
             "security-group": 1,
             "launch-template": len(SPEC.node_groups),
             "iam-role": 5,
