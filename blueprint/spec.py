@@ -171,6 +171,12 @@ class EksSettings(Model):
             raise ValueError("endpoint_private_access and endpoint_public_access are both off")
         if self.public_access_cidrs and not self.endpoint_public_access:
             raise ValueError("public_access_cidrs: set while endpoint_public_access is off")
+        if self.endpoint_public_access and not self.public_access_cidrs:
+            # EKS would open the API to 0.0.0.0/0; that must be written, not defaulted to.
+            raise ValueError(
+                "public_access_cidrs: required when endpoint_public_access is on (the "
+                "addresses allowed to reach the API; 0.0.0.0/0 means the whole internet)"
+            )
         return self
 
 

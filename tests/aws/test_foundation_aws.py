@@ -18,7 +18,7 @@ What it needs:
 - ``PLATFORM_TEST_API_CIDRS`` (optional): the test runs outside the VPC it creates, so it
   turns on the cluster's public endpoint (the private one stays on) to reach the
   Kubernetes API; comma-separated CIDRs allowed to use it, e.g. your address/32. Unset,
-  EKS allows any address (requests still need AWS authentication).
+  the test allows 0.0.0.0/0 (requests still need AWS authentication).
 - Prefect: the run goes to ``PREFECT_API_URL`` when it is set (watch it in your UI); the
   flow then acts on that server's ``platform-target/<environment>`` block, and so does the
   test. Otherwise it goes to a temporary local server, where the test saves a target for
@@ -103,8 +103,7 @@ def test_spec(tmp_path: Path) -> tuple[Path, PlatformSpec]:
     name = f"ptest{uuid.uuid4().hex[:6]}"
     eks: dict[str, Any] = {"cluster_name": f"{name}-{environment}", "endpoint_public_access": True}
     cidrs = [c.strip() for c in os.environ.get("PLATFORM_TEST_API_CIDRS", "").split(",")]
-    if any(cidrs):
-        eks["public_access_cidrs"] = [c for c in cidrs if c]
+    eks["public_access_cidrs"] = [c for c in cidrs if c] or ["0.0.0.0/0"]
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump({"platform": {"name": name}, "eks": eks}))
     print(f"spec file of this run: {path}\n{path.read_text()}")

@@ -715,6 +715,28 @@ def test_endpoint_and_logging_drift_are_put_back_one_update_at_a_time(
     assert (vpc["endpointPublicAccess"], vpc["endpointPrivateAccess"]) == (False, True)
 
 
+def test_public_access_is_limited_to_the_spec_cidrs_and_kept_so(aws, bare_cluster: BareCluster):
+    """Public access on: open to the spec's allow-list only, never EKS's default 0.0.0.0/0,
+    and a widened list is narrowed again."""
+    spec = spec_named(
+        "allowlisted", endpoint_public_access=True, public_access_cidrs=["203.0.113.0/24"]
+    )
+    network, roles = bare_cluster.network, bare_cluster.roles
+    name = spec.eks.cluster_name
+    eks = aws("eks")
+    ensure_cluster(spec, aws, network, roles, FAST)
+    vpc = eks.describe_cluster(name=name)["cluster"]["resourcesVpcConfig"]
+    assert (vpc["endpointPublicAccess"], vpc["publicAccessCidrs"]) == (True, ["203.0.113.0/24"])
+
+    eks.update_cluster_config(name=name, resourcesVpcConfig={"publicAccessCidrs": ["0.0.0.0/0"]})
+    eks.get_waiter("cluster_active").wait(name=name, WaiterConfig={"Delay": 0.05})
+    again = ensure_cluster(spec, aws, network, roles, FAST)
+    assert again.changes == ["endpoint access"]
+    vpc = eks.describe_cluster(name=name)["cluster"]["resourcesVpcConfig"]
+    assert vpc["publicAccessCidrs"] == ["203.0.113.0/24"]
+    assert ensure_cluster(spec, aws, network, roles, FAST).changes == []
+
+
 # ---------------------------------------------------------------------- add-on ordering
 
 

@@ -223,3 +223,16 @@ def _models_in(annotation):
 )
 def test_units(parse, text, value):
     assert parse(text) == value
+
+
+def test_public_access_names_its_allow_list(spec_data):
+    """EKS would open a public endpoint to 0.0.0.0/0: the spec must say who may reach it."""
+    set_path(spec_data, "eks.endpoint_public_access", True)
+    with pytest.raises(SpecError) as caught:
+        validate_spec(spec_data)
+    assert any(
+        p.startswith("eks.public_access_cidrs: required when endpoint_public_access is on")
+        for p in caught.value.problems
+    ), caught.value.problems
+    set_path(spec_data, "eks.public_access_cidrs", ["203.0.113.0/24"])
+    assert validate_spec(spec_data).eks.public_access_cidrs == ["203.0.113.0/24"]
