@@ -8,10 +8,19 @@ from typing import Any
 
 from blueprint.spec import ObjectStorage, PlatformSpec, bucket_name, object_storage
 from tasks.aws.clients import AwsClients
-from tasks.aws.errors import AwsError, PermanentAwsError, aws_call, create_or_adopt
+from tasks.aws.errors import (
+    SERVER_SIDE,
+    THROTTLING,
+    AwsError,
+    PermanentAwsError,
+    TransientAwsError,
+    aws_call,
+    create_or_adopt,
+)
 from tasks.aws.identity import Identity, tag_dict
 
 COMPONENT = "object-storage"
+DELETE_PAGE = 1000  # DeleteObjects takes at most 1000 keys
 
 
 def lifecycle_rules(storage: ObjectStorage) -> list[dict[str, Any]]:
@@ -214,16 +223,43 @@ def delete_bucket(spec: PlatformSpec, aws: AwsClients, part: str) -> list[str]:
     if not _exists(s3, name):
         return []
     Identity.of(spec).claim("S3 bucket", name, _tags(s3, name))
-    with aws_call("s3:ListObjectVersions"):
-        pages = s3.get_paginator("list_object_versions").paginate(Bucket=name)
-        objects = [
-            {"Key": o["Key"], "VersionId": o["VersionId"]}
-            for page in pages
-            for o in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
-        ]
-    for start in range(0, len(objects), 1000):
-        with aws_call("s3:DeleteObjects"):
-            s3.delete_objects(Bucket=name, Delete={"Objects": objects[start : start + 1000]})
+    _empty(s3, name)
     with aws_call("s3:DeleteBucket"):
         s3.delete_bucket(Bucket=name)
     return [f"bucket {name}"]
+
+
+def _empty(s3: Any, name: str) -> None:
+    """Delete every object version and delete marker, a page (up to 1000) at a time, so a
+    bucket of any size is emptied in bounded memory. Each round lists from the start again
+    (what it deleted is gone). An object S3 did not delete (the answer's per-key ``Errors``)
+    fails the step with its code instead of being skipped."""
+    pages = s3.get_paginator("list_object_versions").paginate(
+        Bucket=name, PaginationConfig={"PageSize": DELETE_PAGE}
+    )
+    last: list[dict[str, str]] = []
+    while True:
+        with aws_call("s3:ListObjectVersions"):
+            page = next(iter(pages), None) or {}
+        batch = [
+            {"Key": o["Key"], "VersionId": o["VersionId"]}
+            for o in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
+        ]
+        if not batch:
+            return
+        if batch == last:  # deleted without an error, yet still there: never loop on it
+            raise PermanentAwsError(
+                "s3:DeleteObjects", "NotDeleted", f"objects in {name} stay after deletion"
+            )
+        with aws_call("s3:DeleteObjects"):
+            answer = s3.delete_objects(Bucket=name, Delete={"Objects": batch, "Quiet": True})
+        if errors := answer.get("Errors", []):
+            code = errors[0].get("Code", "DeleteFailed")
+            cls = TransientAwsError if code in THROTTLING | SERVER_SIDE else PermanentAwsError
+            raise cls(
+                "s3:DeleteObjects",
+                code,
+                f"{len(errors)} of {len(batch)} objects in {name} not deleted, e.g. "
+                f"{errors[0].get('Key')}: {errors[0].get('Message')}",
+            )
+        last = batch

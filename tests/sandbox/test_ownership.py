@@ -1,4 +1,5 @@
-"""What the platform adopts and deletes: only what carries its ownership tags.
+"""What the platform adopts and deletes: only what carries its ownership tags; and how a
+bucket it owns is emptied.
 
 A role, a cluster and a bucket with the platform's names but not its tags (made by someone
 else in the same account) stop a converge and a teardown with "exists, not ours", and
@@ -18,6 +19,7 @@ from botocore.exceptions import ClientError
 from blueprint.spec import bucket_name
 from sandbox.aws.moto_app import ACCOUNT_ID
 from sandbox.settings import Fault
+from tasks.aws import s3 as s3_steps
 from tasks.aws.addons import delete_addons
 from tasks.aws.clients import AwsClients
 from tasks.aws.eks import delete_cluster, ensure_cluster
@@ -26,6 +28,7 @@ from tasks.aws.iam import delete_roles, ensure_roles, role_names
 from tasks.aws.identity import NotOurs, tag_dict
 from tasks.aws.s3 import delete_bucket, ensure_bucket
 from tasks.aws.vpc import ensure_network
+from tests.call_log import CallLog
 from tests.sandbox.foundation_sandbox import FAST, Sandbox, new_clients, running_sandbox, spec_named
 
 pytestmark = pytest.mark.sandbox
@@ -162,3 +165,40 @@ def test_a_bucket_name_held_by_another_account_is_named_with_the_setting_to_chan
     assert "platform.bucket_namespace" in str(raised.value)
     with pytest.raises(PermanentAwsError, match="belongs to another AWS account"):
         delete_bucket(spec, aws, "mimir")
+
+
+# ------------------------------------------------------------------- emptying a bucket
+
+
+def test_a_bucket_of_many_versions_is_emptied_a_page_at_a_time(
+    aws: AwsClients, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(s3_steps, "DELETE_PAGE", 50)  # pages of 50 instead of S3's 1000
+    spec = spec_named("manyversions")
+    name = ensure_bucket(spec, aws, "mimir").name
+    s3 = aws("s3")
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    for key in range(55):  # 110 versions: three pages
+        for body in (b"1", b"2"):
+            s3.put_object(Bucket=name, Key=f"chunk-{key}", Body=body)
+    calls = CallLog()
+    aws.register("before-call", calls)
+    assert delete_bucket(spec, aws, "mimir") == [f"bucket {name}"]
+    assert calls.operations.count("DeleteObjects") == 3
+    with pytest.raises(ClientError):
+        s3.head_bucket(Bucket=name)
+
+
+def test_objects_s3_did_not_delete_fail_the_step_with_their_code(aws: AwsClients):
+    spec = spec_named("locked")
+    name = ensure_bucket(spec, aws, "loki").name
+    aws("s3").put_object(Bucket=name, Key="held", Body=b"x")
+
+    def refuse(parsed: dict, **_: object) -> None:  # as S3 answers for an object it keeps
+        parsed["Errors"] = [{"Key": "held", "Code": "AccessDenied", "Message": "Access Denied"}]
+
+    aws("s3").meta.events.register("after-call.s3.DeleteObjects", refuse)
+    with pytest.raises(PermanentAwsError, match=r"1 of 1 objects in .* not deleted, e.g. held"):
+        delete_bucket(spec, aws, "loki")
+    aws("s3").meta.events.unregister("after-call.s3.DeleteObjects", refuse)
+    assert delete_bucket(spec, aws, "loki") == [f"bucket {name}"]
