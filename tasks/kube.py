@@ -61,10 +61,11 @@ def api_client(
         with tempfile.NamedTemporaryFile("wb", suffix=".crt", delete=False) as handle:
             handle.write(base64.b64decode(ca))
         configuration.ssl_ca_cert = handle.name
+    # A key must be there for the client to send one at all; the hook then signs a fresh
+    # token before every request: EKS refuses one older than about 15 minutes, and a client
+    # may outlive that. Signing is local and cheap.
     configuration.api_key = {"authorization": eks_token(aws, cluster)}
     configuration.api_key_prefix = {"authorization": "Bearer"}
-    # A fresh token for every request: EKS refuses one older than about 15 minutes, and
-    # a client may outlive that (a long wait, a slow release). Signing is local and cheap.
     configuration.refresh_api_key_hook = lambda conf: conf.api_key.update(
         authorization=eks_token(aws, cluster)
     )

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from sandbox.aws import eks_catalog
+from sandbox.aws.eks_updates import Update
 from sandbox.aws.errors import AwsError
 from sandbox.settings import Latency
 
@@ -38,23 +39,6 @@ REPLICAS_ISSUE = {
 
 
 @dataclass
-class AddonUpdate:
-    id: str
-    params: list[dict[str, str]]
-    created: float
-
-    def to_api(self, in_progress: bool) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "status": "InProgress" if in_progress else "Successful",
-            "type": "AddonUpdate",
-            "params": self.params,
-            "createdAt": self.created,
-            "errors": [],
-        }
-
-
-@dataclass
 class Addon:
     region: str
     cluster: str
@@ -69,7 +53,7 @@ class Addon:
     service_account_role_arn: str | None = None
     configuration_values: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
-    updates: dict[str, AddonUpdate] = field(default_factory=dict)
+    updates: dict[str, Update] = field(default_factory=dict)
 
     def settled(self, latency: Latency, now: float) -> bool:
         return latency.done("addon", self.changed, now)
@@ -135,7 +119,7 @@ def new_addon(region: str, cluster: dict[str, Any], request: dict[str, Any]) -> 
     )
 
 
-def apply_update(addon: Addon, cluster: dict[str, Any], request: dict[str, Any]) -> AddonUpdate:
+def apply_update(addon: Addon, cluster: dict[str, Any], request: dict[str, Any]) -> Update:
     """Applies an UpdateAddon request to a settled add-on; it is UPDATING from now on."""
     check_settings(request, cluster, addon.name)
     if "addonVersion" in request:
@@ -159,7 +143,7 @@ def apply_update(addon: Addon, cluster: dict[str, Any], request: dict[str, Any])
         for key, kind in UPDATE_PARAMS.items()
         if key in request
     ]
-    update = AddonUpdate(str(uuid.uuid4()), params, now)
+    update = Update(str(uuid.uuid4()), "AddonUpdate", params, now, "addon")
     addon.updates[update.id] = update
     return update
 

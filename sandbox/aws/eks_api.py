@@ -11,7 +11,6 @@ where moto would fail with a 500. Everything else reaches moto unchanged.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
@@ -21,6 +20,7 @@ from werkzeug.wrappers import Response
 
 from sandbox.aws import eks_catalog
 from sandbox.aws.eks_model import EksModel
+from sandbox.aws.eks_updates import Update
 from sandbox.aws.errors import AwsError, error_response
 from sandbox.aws.moto_app import WsgiApp
 from sandbox.aws.operations import Operation, replace_body, request_body
@@ -266,7 +266,7 @@ class EksApi:
             "nodegroup",
         )
         self.model.nodegroup_version_updated(call.region, call.cluster, name, {"version": version})
-        return json_response({"update": update.to_api(self.model.latency)})
+        return json_response({"update": update.to_api(self.model.latency, started=True)})
 
     def _update_nodegroup_config(self, call: Call) -> Response:
         name = call.labels["nodegroupName"]
@@ -276,14 +276,10 @@ class EksApi:
             for key, kind in NODEGROUP_UPDATE_PARAMS.items()
             if key in call.body
         ]
-        # moto applies the change; the update and its time are the sandbox's
         update = self.model.begin_update(
             call.region, call.cluster, name, "ConfigUpdate", params, "nodegroup_update"
         )
-        status, headers, body = self._forward(call)
-        if status != 200:
-            return Response(body, status, headers)
-        return json_response({"update": update.to_api(self.model.latency)})
+        return self._forward_as_update(call, update)
 
     def _update_cluster_config(self, call: Call) -> Response:
         """One kind of change per call, as EKS takes it: endpoint access (merged into the
@@ -314,10 +310,14 @@ class EksApi:
         update = self.model.begin_update(
             call.region, call.cluster, None, CLUSTER_UPDATE_TYPES[key], params, "cluster_update"
         )
+        return self._forward_as_update(call, update)
+
+    def _forward_as_update(self, call: Call, update: Update) -> Response:
+        """moto applies the change; the answer is the sandbox's update (moto has none)."""
         status, headers, body = self._forward(call)
         if status != 200:
             return Response(body, status, headers)
-        return json_response({"update": update.to_api(self.model.latency)})
+        return json_response({"update": update.to_api(self.model.latency, started=True)})
 
     def _delete_nodegroup(self, call: Call) -> Response:
         def adjust(payload: dict[str, Any]) -> None:
@@ -352,7 +352,7 @@ class EksApi:
     def _update_addon(self, call: Call) -> Response:
         name = call.labels["addonName"]
         update = self.model.update_addon(call.region, call.cluster, name, call.body)
-        return json_response({"update": update.to_api(in_progress=True)})
+        return json_response({"update": update.to_api(self.model.latency, started=True)})
 
     def _delete_addon(self, call: Call) -> Response:
         addon = self.model.delete_addon(call.region, call.cluster, call.labels["addonName"])
@@ -382,9 +382,7 @@ class EksApi:
                 clusterName=call.cluster,
                 addonName=addon_name,
             )
-        latest = max(addon.updates.values(), key=lambda u: u.created)
-        in_progress = update is latest and not addon.settled(self.model.latency, time.time())
-        return json_response({"update": update.to_api(in_progress)})
+        return json_response({"update": update.to_api(self.model.latency)})
 
     # ---------------------------------------------------------------- catalogue
 

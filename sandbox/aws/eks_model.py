@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.aws.addons import Addon, AddonUpdate, apply_update, new_addon
+from sandbox.aws.addons import Addon, apply_update, new_addon
 from sandbox.aws.eks_updates import Update, Updates
 from sandbox.aws.errors import AwsError
 from sandbox.aws.moto_eks import MotoEks
@@ -277,7 +277,7 @@ class EksModel:
 
     def update_addon(
         self, region: str, cluster_name: str, name: str, request: dict[str, Any]
-    ) -> AddonUpdate:
+    ) -> Update:
         cluster = self.existing_cluster(region, cluster_name)
         addon = self.addon(region, cluster_name, name)
         with self._lock:

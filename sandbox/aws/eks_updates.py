@@ -1,4 +1,4 @@
-"""Updates of EKS clusters and node groups, in simulated time.
+"""Updates of EKS clusters, node groups and add-ons, in simulated time.
 
 An update (UpdateClusterConfig, UpdateNodegroupConfig, UpdateNodegroupVersion) is
 InProgress until its latency has passed; meanwhile the cluster or node group is UPDATING
@@ -24,7 +24,7 @@ Subject = tuple[str, str, str]
 @dataclass
 class Update:
     id: str
-    type: str  # EndpointAccessUpdate | LoggingUpdate | ConfigUpdate | VersionUpdate
+    type: str  # EndpointAccessUpdate | LoggingUpdate | ConfigUpdate | VersionUpdate | AddonUpdate
     params: list[dict[str, str]]
     created: float
     latency_key: str  # which of the latency profile's durations it takes
@@ -32,10 +32,13 @@ class Update:
     def in_progress(self, latency: Latency, now: float) -> bool:
         return not latency.done(self.latency_key, self.created, now)
 
-    def to_api(self, latency: Latency) -> dict[str, Any]:
+    def to_api(self, latency: Latency, started: bool = False) -> dict[str, Any]:
+        """The update as DescribeUpdate shows it; ``started``: as the call that began it
+        answers (always InProgress on EKS)."""
+        running = started or self.in_progress(latency, time.time())
         return {
             "id": self.id,
-            "status": "InProgress" if self.in_progress(latency, time.time()) else "Successful",
+            "status": "InProgress" if running else "Successful",
             "type": self.type,
             "params": self.params,
             "createdAt": self.created,

@@ -93,11 +93,16 @@ def error_code(error: ClientError) -> str:
     return error.response.get("Error", {}).get("Code", "Unknown")
 
 
+def passing(code: str) -> bool:
+    """Throttling or a fault on AWS's side: gone on another attempt."""
+    return code in THROTTLING or code in SERVER_SIDE
+
+
 def is_transient(error: ClientError) -> bool:
     code = error_code(error)
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     message = error.response.get("Error", {}).get("Message", "")
-    if code in THROTTLING or code in SERVER_SIDE or code in EVENTUALLY_CONSISTENT:
+    if passing(code) or code in EVENTUALLY_CONSISTENT:
         return True
     if code in ("InvalidParameterException", "InvalidRequestException"):
         return bool(_SETTLING_MESSAGES.search(message))
@@ -129,7 +134,7 @@ def classify(action: str, error: Exception) -> AwsError:
         code = last.get("Error", {}).get("Code", "WaiterFailed")
         # Out of attempts or in a failure state, waiting again would not help: the budget
         # was the waiter's. Only an error the waiter met on the way may be transient.
-        transient = code in THROTTLING or code in SERVER_SIDE
+        transient = passing(code)
         detail = resource_detail(last)
         reason = f"{error}; last seen: {detail}" if detail else str(error)
         return (TransientAwsError if transient else PermanentAwsError)(action, code, reason)

@@ -9,13 +9,12 @@ from typing import Any
 from blueprint.spec import ObjectStorage, PlatformSpec, bucket_name, object_storage
 from tasks.aws.clients import AwsClients
 from tasks.aws.errors import (
-    SERVER_SIDE,
-    THROTTLING,
     AwsError,
     PermanentAwsError,
     TransientAwsError,
     aws_call,
     create_or_adopt,
+    passing,
 )
 from tasks.aws.identity import Identity, tag_dict
 
@@ -255,7 +254,7 @@ def _empty(s3: Any, name: str) -> None:
             answer = s3.delete_objects(Bucket=name, Delete={"Objects": batch, "Quiet": True})
         if errors := answer.get("Errors", []):
             code = errors[0].get("Code", "DeleteFailed")
-            cls = TransientAwsError if code in THROTTLING | SERVER_SIDE else PermanentAwsError
+            cls = TransientAwsError if passing(code) else PermanentAwsError
             raise cls(
                 "s3:DeleteObjects",
                 code,
