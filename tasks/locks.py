@@ -29,11 +29,11 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 from prefect.concurrency.asyncio import AcquireConcurrencySlotTimeoutError, concurrency
 from prefect.context import FlowRunContext, TaskRunContext
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.logging import get_logger, get_run_logger
 
 LEASE_SECONDS = 60.0  # the shortest lease Prefect grants
-RACE_SECONDS = 5.0
+RACE_SECONDS = 1.0  # between reading a slot free and taking it
 
 # The locks the current run (and the subflows it calls) already holds.
 held: ContextVar[frozenset[str]] = ContextVar("platform_locks_held", default=frozenset())
@@ -58,10 +58,16 @@ def helm_slots_name(environment: str) -> str:
 async def ensure_limits(environment: str, helm_concurrency: int) -> None:
     """Create both limits of the environment, or set the helm bound to the spec's."""
     async with get_client() as client:
-        await client.upsert_global_concurrency_limit_by_name(lock_name(environment), 1)
-        await client.upsert_global_concurrency_limit_by_name(
-            helm_slots_name(environment), helm_concurrency
-        )
+        for name, slots in (
+            (lock_name(environment), 1),
+            (helm_slots_name(environment), helm_concurrency),
+        ):
+            try:
+                await client.upsert_global_concurrency_limit_by_name(name, slots)
+            except ObjectAlreadyExists:
+                # Prefect's upsert reads then creates: a run starting at the same moment
+                # created it in between, and setting it again is an update.
+                await client.upsert_global_concurrency_limit_by_name(name, slots)
 
 
 def _holder() -> ConcurrencyLeaseHolder | None:
@@ -95,18 +101,25 @@ async def _take(
     it, or at once when ``wait_seconds`` is 0)."""
     async with get_client() as client:
         limit = await client.read_global_concurrency_limit_by_name(name)
-    free = limit.active_slots < limit.limit
-    if not free:
-        if wait_seconds <= 0:
-            raise TimeoutError(name)
-        on_wait()
+    # Free a moment ago: a short try covers a run that took it in between, and that run
+    # is then waited for like any other.
+    if limit.active_slots < limit.limit and await _enter(stack, name, RACE_SECONDS):
+        return True
+    if wait_seconds <= 0:
+        raise TimeoutError(name)
+    on_wait()
+    if not await _enter(stack, name, wait_seconds):
+        raise TimeoutError(name)
+    return False
+
+
+async def _enter(stack: AsyncExitStack, name: str, timeout_seconds: float) -> bool:
+    """Take a slot into ``stack`` within ``timeout_seconds``; False when none came free."""
     try:
-        # Free a moment ago: a short wait covers a run that took it in between.
-        patience = max(wait_seconds, RACE_SECONDS) if free else wait_seconds
-        await stack.enter_async_context(_slot(name, timeout_seconds=patience))
+        await stack.enter_async_context(_slot(name, timeout_seconds=timeout_seconds))
     except AcquireConcurrencySlotTimeoutError:
-        raise TimeoutError(name) from None
-    return free
+        return False
+    return True
 
 
 def _logger():

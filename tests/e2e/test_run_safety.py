@@ -10,6 +10,7 @@ import concurrent.futures
 import contextvars
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -338,6 +339,41 @@ async def _other_run(skip: bool, wait: float = 5) -> bool:
     held.set(frozenset())
     async with environment_lock("sandbox", 8, wait, skip_if_busy=skip) as got:
         return got
+
+
+def test_two_runs_that_find_the_lock_free_at_once_take_turns_and_the_second_says_so(
+    ctx: RunContext, monkeypatch: pytest.MonkeyPatch
+):
+    import tasks.locks as locks
+
+    said: list[str] = []
+    monkeypatch.setattr(locks, "_logger", lambda: _Recorder(said))
+    spans: list[tuple[float, float]] = []
+
+    async def run() -> None:
+        locks.held.set(frozenset())
+        async with environment_lock("sandbox", 8, 30):
+            began = time.monotonic()
+            await asyncio.sleep(2 * locks.RACE_SECONDS)
+            spans.append((began, time.monotonic()))
+
+    async def both() -> None:
+        await asyncio.gather(run(), run())
+
+    ended(lambda: asyncio.run(both()), 60)
+    first, second = sorted(spans)
+    assert first[1] <= second[0], spans
+    assert len([s for s in said if s.startswith("waiting for environment sandbox")]) == 1, said
+
+
+@dataclass
+class _Recorder:
+    said: list[str]
+
+    def warning(self, message: str, *args: Any) -> None:
+        self.said.append(message % args)
+
+    info = warning
 
 
 def test_read_only_revalidation_never_waits_and_a_scheduled_remediation_skips(
