@@ -177,12 +177,15 @@ async def teardown(ctx: RunContext, catalogue: Catalogue, record: Record) -> Non
         await run_step(
             record, "cloud-load-balancers", cluster_steps.remove_cloud_load_balancers, ctx, []
         )
-    # The buckets need nothing of the foundation, so they go alongside it.
     parts = [c.storage for c in catalogue.components if c.kind == "s3-bucket" and c.storage]
-    buckets = {part: aws_steps.delete_platform_bucket.submit(ctx, part) for part in parts}
+    buckets: dict[str, PrefectFuture] = {}
     problems = []
     try:
-        for task in aws_steps.FOUNDATION_STEPS:
+        for task in aws_steps.WHILE_NODES_RUN:
+            await run_step(record, task.name, task, ctx)
+        # Mimir and Loki no longer write: the buckets go alongside the rest.
+        buckets = {part: aws_steps.delete_platform_bucket.submit(ctx, part) for part in parts}
+        for task in aws_steps.AFTER_NODES:
             await run_step(record, task.name, task, ctx)
     except TeardownFailed as exc:
         problems.append(str(exc))

@@ -1,7 +1,8 @@
-"""What the Kubernetes simulator learns from the local AWS: the EKS node groups and add-ons.
+"""What the Kubernetes simulator learns from the local AWS: the EKS node groups and add-ons;
+and what it makes there: the EBS volumes its CSI driver provisions.
 
-The local AWS implements ``ClusterSource``; the simulator's node and add-on controllers
-read it, so neither side imports the other's internals.
+The local AWS implements ``ClusterSource``; the simulator's node, add-on and claim
+controllers use it, so neither side imports the other's internals.
 """
 
 from __future__ import annotations
@@ -35,8 +36,27 @@ class ClusterSource(Protocol):
         """Add-ons of every cluster with their current (effective) status."""
         ...
 
+    def create_volume(self, size_gib: int, tags: dict[str, str]) -> str | None:
+        """An EBS volume for a claim, in the cluster's region; None without a cluster."""
+        ...
 
-class StaticClusterSource:
+    def delete_volume(self, volume_id: str) -> None:
+        """Delete a volume ``create_volume`` made; one already gone is no error."""
+        ...
+
+
+class NoCloudVolumes:
+    """Volumes of a source without a cloud behind it: a claim's volume is the simulator's
+    alone."""
+
+    def create_volume(self, size_gib: int, tags: dict[str, str]) -> str | None:
+        return None
+
+    def delete_volume(self, volume_id: str) -> None:
+        return None
+
+
+class StaticClusterSource(NoCloudVolumes):
     """A fixed source, for tests and for a simulator started without a local AWS."""
 
     def __init__(self, node_groups=(), addons=()):

@@ -27,6 +27,7 @@ DEFAULT_MINUTES: dict[str, float] = {
     "addon": 2,  # an add-on rolling out on Ready nodes
     "pod_ready": 0.5,  # a pod from scheduled to Ready
     "load_balancer": 2,  # a LoadBalancer Service getting its hostname
+    "load_balancer_enis": 3,  # a deleted load balancer's network interfaces going
     "job": 0.5,  # a Job completing
     "crd": 0,  # a CRD becoming Established
 }

@@ -29,6 +29,7 @@ from tasks.aws.eks import Cluster, choose_version, describe_cluster, offered_ver
 from tasks.aws.errors import AwsError, aws_call
 from tasks.aws.iam import Roles, role_names
 from tasks.aws.identity import PART_TAG, Identity, tag_dict
+from tasks.aws.volumes import volume_tags
 from tasks.aws.vpc import COMPONENT as VPC_COMPONENT
 from tasks.aws.vpc import Network
 from tasks.context import RunContext, helm_binary
@@ -420,7 +421,7 @@ def _storage_class(
             if exc.status != 404:
                 raise
             found = None
-        issues = storage_class_issues(storage_class_body(settings), found)
+        issues = storage_class_issues(storage_class_body(settings, volume_tags(ctx.spec)), found)
         if settings.snapshots:
             group, version, plural = SNAPSHOT
             try:

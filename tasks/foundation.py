@@ -15,6 +15,7 @@ from tasks.aws.addons import ensure_addon
 from tasks.aws.eks import Cluster, ensure_cluster
 from tasks.aws.iam import Roles, ensure_roles
 from tasks.aws.nodegroups import NodeGroups, ensure_node_groups
+from tasks.aws.volumes import volume_tags
 from tasks.aws.vpc import Network, ensure_network
 from tasks.context import RunContext
 from tasks.progress import board
@@ -70,7 +71,9 @@ def converge_addon(ctx: RunContext, addon: str, cluster: Cluster, component: str
 @task(name="storage-class", task_run_name="{component}", **CONVERGE)
 def converge_storage_class(ctx: RunContext, component: str = "storage-class") -> list[str]:
     with board.track(component, "foundation"):
-        return ensure_storage_classes(ctx.kube(), ctx.spec.storage_class, ctx.pace)
+        return ensure_storage_classes(
+            ctx.kube(), ctx.spec.storage_class, ctx.pace, volume_tags(ctx.spec)
+        )
 
 
 @task(

@@ -18,7 +18,14 @@ SNAPSHOT = ("snapshot.storage.k8s.io", "v1", "volumesnapshotclasses")
 MANAGED_BY = {"app.kubernetes.io/managed-by": "platform-bootstrap"}
 
 
-def storage_class_body(settings: StorageClassSettings) -> dict[str, Any]:
+def storage_class_body(
+    settings: StorageClassSettings, volume_tags: dict[str, str]
+) -> dict[str, Any]:
+    # The EBS CSI driver tags each volume it creates with these, so a teardown finds the
+    # volumes a claim left behind (tasks/aws/volumes.py).
+    tagging = {
+        f"tagSpecification_{n}": f"{k}={v}" for n, (k, v) in enumerate(volume_tags.items(), 1)
+    }
     return {
         "apiVersion": "storage.k8s.io/v1",
         "kind": "StorageClass",
@@ -32,6 +39,7 @@ def storage_class_body(settings: StorageClassSettings) -> dict[str, Any]:
             "type": settings.volume_type,
             "encrypted": str(settings.encrypted).lower(),
             "csi.storage.k8s.io/fstype": "ext4",
+            **tagging,
         },
         "allowVolumeExpansion": settings.allow_volume_expansion,
         "reclaimPolicy": settings.reclaim_policy,
@@ -58,11 +66,11 @@ _IMMUTABLE = ("provisioner", "parameters", "reclaimPolicy", "volumeBindingMode")
 
 
 def ensure_storage_classes(
-    api: k8s.ApiClient, settings: StorageClassSettings, pace: Pace
+    api: k8s.ApiClient, settings: StorageClassSettings, pace: Pace, volume_tags: dict[str, str]
 ) -> list[str]:
     """Converge both objects; returns what changed."""
     storage = k8s.StorageV1Api(api)
-    wanted = storage_class_body(settings)
+    wanted = storage_class_body(settings, volume_tags)
 
     def update(found: Any) -> str | None:
         current = api.sanitize_for_serialization(found)

@@ -1,13 +1,15 @@
-"""The local AWS as the Kubernetes simulator's ``ClusterSource``: node groups and add-ons.
+"""The local AWS as the Kubernetes simulator's ``ClusterSource``: node groups and add-ons,
+and the EBS volumes the simulated CSI driver makes.
 
-Read in process (no HTTP, no fault injection), with the same simulated statuses the EKS
-API reports.
+Read and written in process (no HTTP, no fault injection), with the same simulated statuses
+the EKS API reports.
 """
 
 from __future__ import annotations
 
 import time
 
+from sandbox.aws.ec2_rules import ec2_backend
 from sandbox.aws.eks_model import EksModel
 from sandbox.cluster import AddonInfo, NodeGroupInfo
 
@@ -15,6 +17,7 @@ from sandbox.cluster import AddonInfo, NodeGroupInfo
 class AwsClusterSource:
     def __init__(self, model: EksModel):
         self._model = model
+        self._regions: dict[str, str] = {}  # volume id -> region, for the volumes made here
 
     def node_groups(self) -> list[NodeGroupInfo]:
         """ACTIVE node groups of ACTIVE clusters."""
@@ -51,3 +54,20 @@ class AwsClusterSource:
                 status, _ = addon.status(self._model.latency, has_nodes, now)
                 found.append(AddonInfo(name, addon.name, status))
         return found
+
+    def create_volume(self, size_gib: int, tags: dict[str, str]) -> str | None:
+        """A gp3 volume in the first zone of the (first) cluster's region, tagged as the
+        claim's StorageClass asks (``tagSpecification_N`` parameters)."""
+        regions = [c["region"] for c in self._model.clusters()]
+        if not regions:
+            return None
+        backend = ec2_backend(regions[0])
+        volume = backend.create_volume(size_gib, f"{regions[0]}a", volume_type="gp3")
+        backend.create_tags([volume.id], tags)
+        self._regions[volume.id] = regions[0]
+        return volume.id
+
+    def delete_volume(self, volume_id: str) -> None:
+        region = self._regions.pop(volume_id, None)
+        if region is not None:
+            ec2_backend(region).volumes.pop(volume_id, None)

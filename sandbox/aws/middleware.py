@@ -3,8 +3,8 @@
 Order per request: identify the operation; if an ``aws-throttle``, ``aws-error`` or
 ``aws-denied`` fault targets it, answer with that error in the request's protocol (each
 answer uses up one count of the fault, so ``count: N`` means "the next N calls"); EKS calls
-go to the local EKS API; S3 and EC2 calls pass the rules moto does not keep (``s3_rules``,
-``ec2_rules``); all others reach moto unchanged.
+go to the local EKS API; S3, EC2 and load balancer calls pass the rules moto does not keep
+(``s3_rules``, ``ec2_rules``, ``elb_rules``); all others reach moto unchanged.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from sandbox.aws.ec2_rules import Ec2Rules
+from sandbox.aws.ec2_rules import Ec2Rules, Lingering
 from sandbox.aws.eks_api import OPERATION_KEY, EksApi
+from sandbox.aws.elb_rules import ElbRules
 from sandbox.aws.errors import denied, error_response, throttling, unavailable
 from sandbox.aws.moto_app import WsgiApp
 from sandbox.aws.operations import Operation, OperationIdentifier
@@ -32,7 +33,10 @@ class AwsFrontend:
         self._moto = moto_app
         self._eks = eks
         self._s3 = S3Rules(moto_app, settings)
-        self._ec2 = Ec2Rules(moto_app)
+        # Interfaces of deleted load balancers: the ELB rules leave them, EC2 sees them go.
+        lingering = Lingering(lambda: settings.latency)
+        self._ec2 = Ec2Rules(moto_app, lingering)
+        self._elb = ElbRules(moto_app, lingering)
         self._settings = settings
         self._identifier = OperationIdentifier()
         self._lock = threading.Lock()
@@ -61,6 +65,8 @@ class AwsFrontend:
             return self._s3(operation, environ, start_response)
         if operation.service == "ec2":
             return self._ec2(operation, environ, start_response)
+        if operation.service == "elasticloadbalancing":
+            return self._elb(operation, environ, start_response)
         return self._moto(environ, start_response)
 
     def _fault(self, operation: Operation) -> Response | None:

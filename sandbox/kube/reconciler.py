@@ -38,6 +38,7 @@ class Kinds:
     job: ResourceType
     crd: ResourceType
     csi_driver: ResourceType
+    storage_class: ResourceType
 
     @classmethod
     def resolve(cls, registry: Registry) -> Kinds:
@@ -58,6 +59,7 @@ class Kinds:
             "job": ("batch/v1", "Job"),
             "crd": ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
             "csi_driver": ("storage.k8s.io/v1", "CSIDriver"),
+            "storage_class": ("storage.k8s.io/v1", "StorageClass"),
         }
         found = {field: registry.by_kind(*api_kind) for field, api_kind in wanted.items()}
         missing = [f"{a}/{k}" for f, (a, k) in wanted.items() if found[f] is None]

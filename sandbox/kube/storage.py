@@ -1,12 +1,17 @@
 """PersistentVolumeClaims: each pending claim gets a dynamically provisioned EBS volume.
 
-Storage classes and binding modes are not checked: every claim is bound at once to a new
-PersistentVolume ``pvc-<claim uid>`` of the requested size, backed by the EBS CSI driver.
-The volume is deleted with its claim (reclaim policy Delete, as for gp2/gp3 classes).
+Binding modes are not checked: every claim is bound at once to a new PersistentVolume
+``pvc-<claim uid>`` of the requested size, backed by the EBS CSI driver. As that driver
+does, the volume is an EBS volume in the local AWS (through the cluster source), tagged
+with the claim's StorageClass ``tagSpecification_N: "key=value"`` parameters and the
+driver's own ``kubernetes.io/created-for/pvc/*`` tags. It is deleted with its claim
+(reclaim policy Delete, as for gp2/gp3 classes); a claim the simulator never sees deleted
+leaves its EBS volume behind, as on AWS.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,6 +28,27 @@ from sandbox.kube.store import ApiError, Event
 
 CSI_DRIVER = "ebs.csi.aws.com"
 DEFAULT_SIZE = "1Gi"
+TAG_PARAMETER = "tagSpecification_"
+GIB_PER_UNIT = {
+    "Ki": 1 / 2**20,
+    "Mi": 1 / 2**10,
+    "Gi": 1,
+    "Ti": 2**10,
+    "M": 1e6 / 2**30,
+    "G": 1e9 / 2**30,
+}
+
+
+def size_gib(size: str) -> int:
+    """A storage quantity in whole GiB, rounded up as EBS sizes are."""
+    unit = next((u for u in sorted(GIB_PER_UNIT, key=len, reverse=True) if size.endswith(u)), "")
+    number = float(size[: len(size) - len(unit)] or 0)
+    return max(1, math.ceil(number * GIB_PER_UNIT[unit] if unit else number / 2**30))
+
+
+def requested_tags(parameters: dict[str, str]) -> dict[str, str]:
+    pairs = [v.partition("=") for k, v in parameters.items() if k.startswith(TAG_PARAMETER)]
+    return {key: value for key, _, value in pairs if key}
 
 
 def volume_name(claim: dict[str, Any]) -> str:
@@ -74,6 +100,39 @@ class Claims(Reconciler):
             ref = (volume.get("spec") or {}).get("claimRef") or {}
             if (ref.get("namespace"), ref.get("name")) == key:
                 delete_quietly(self.store, self.kinds.pv, "", volume["metadata"]["name"])
+                self._cloud_delete((volume.get("spec") or {}).get("csi", {}).get("volumeHandle"))
+
+    def _cloud_delete(self, handle: str | None) -> None:
+        if handle and self.ctx.cluster_source is not None:
+            self.ctx.cluster_source.delete_volume(handle)
+
+    def _storage_class(self, name: str | None) -> dict[str, Any]:
+        """The claim's class; without a name, the default one (as admission would set it)."""
+        if name:
+            return self.store.get(self.kinds.storage_class, None, name) or {}
+        classes, _ = self.store.list(self.kinds.storage_class)
+        default = "storageclass.kubernetes.io/is-default-class"
+        return next(
+            (c for c in classes if (c["metadata"].get("annotations") or {}).get(default) == "true"),
+            {},
+        )
+
+    def _cloud_volume(self, claim: dict[str, Any], size: str) -> str:
+        """The EBS volume's id, made in the local AWS when there is one."""
+        fallback = "vol-" + stable_hex(uid(claim), length=17)
+        source = self.ctx.cluster_source
+        if source is None:
+            return fallback
+        spec, meta = claim.get("spec") or {}, claim["metadata"]
+        tags = {
+            **requested_tags(
+                self._storage_class(spec.get("storageClassName")).get("parameters") or {}
+            ),
+            "kubernetes.io/created-for/pvc/namespace": meta["namespace"],
+            "kubernetes.io/created-for/pvc/name": meta["name"],
+            "kubernetes.io/created-for/pv/name": volume_name(claim),
+        }
+        return source.create_volume(size_gib(size), tags) or fallback
 
     def _provision(self, claim: dict[str, Any], size: str, access_modes: list[str]) -> str:
         name = volume_name(claim)
@@ -102,7 +161,7 @@ class Claims(Reconciler):
                 "csi": {
                     "driver": CSI_DRIVER,
                     "fsType": "ext4",
-                    "volumeHandle": "vol-" + stable_hex(uid(claim), length=17),
+                    "volumeHandle": self._cloud_volume(claim, size),
                 },
             },
             "status": {"phase": "Bound"},

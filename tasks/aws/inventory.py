@@ -8,6 +8,7 @@ from blueprint.spec import PlatformSpec
 from tasks.aws.clients import AwsClients
 from tasks.aws.errors import AwsError, aws_call
 from tasks.aws.identity import Identity, tag_dict
+from tasks.aws.volumes import describe_volume, platform_volumes
 
 
 def _name(tags: list[dict] | None, default: str = "") -> str:
@@ -36,6 +37,12 @@ def aws_inventory(spec: PlatformSpec, aws: AwsClients) -> list[dict[str, str]]:
         with aws_call(f"ec2:{call}"):
             for item in getattr(ec2, call)(Filters=mine)[key]:
                 add(kind, item[ident], _name(item.get("Tags"), item.get("LaunchTemplateName", "")))
+    vpcs = [r["id"] for r in rows if r["type"] == "vpc"]
+    rows += _interface_inventory(ec2, vpcs)
+    rows += [
+        {"type": "ebs-volume", "id": v["VolumeId"], "name": describe_volume(v)}
+        for v in platform_volumes(spec, aws)
+    ]
     with aws_call("ec2:DescribeNatGateways"):
         for nat in ec2.describe_nat_gateways(
             Filters=[*mine, {"Name": "state", "Values": ["pending", "available"]}]
@@ -72,6 +79,23 @@ def aws_inventory(spec: PlatformSpec, aws: AwsClients) -> list[dict[str, str]]:
             add("log-group", found["logGroupName"], f"retention {found.get('retentionInDays')}d")
     rows += _bucket_inventory(aws, me)
     return rows
+
+
+def _interface_inventory(ec2: Any, vpcs: list[str]) -> list[dict[str, str]]:
+    """The network interfaces in the platform's VPC: whatever still holds an address there
+    (a NAT gateway, a load balancer, a node) has one."""
+    if not vpcs:
+        return []
+    with aws_call("ec2:DescribeNetworkInterfaces"):
+        found = ec2.describe_network_interfaces(Filters=[{"Name": "vpc-id", "Values": vpcs}])
+    return [
+        {
+            "type": "network-interface",
+            "id": i["NetworkInterfaceId"],
+            "name": f"{i.get('Description') or i.get('InterfaceType')} {i.get('Status')}",
+        }
+        for i in found["NetworkInterfaces"]
+    ]
 
 
 def _eks_inventory(spec: PlatformSpec, aws: AwsClients, me: Identity) -> list[dict[str, str]]:

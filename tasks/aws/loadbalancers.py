@@ -50,6 +50,19 @@ def _found(api: str, ident: str, name: str, tags: dict[str, str]) -> LoadBalance
     return LoadBalancer(api, ident, name, service)
 
 
+def _elbv2_of_cluster(elbv2: Any, arns: list[str], cluster: str) -> Iterator[tuple[str, dict]]:
+    """Each of ``arns`` tagged for ``cluster``, with its tags."""
+    for batch in _chunks(arns):
+        with aws_call("elbv2:DescribeTags"):
+            described: list[dict[str, Any]] = elbv2.describe_tags(ResourceArns=batch)[
+                "TagDescriptions"
+            ]
+        for item in described:
+            tags = tag_dict(item.get("Tags"))
+            if of_cluster(tags, cluster):
+                yield item["ResourceArn"], tags
+
+
 def cluster_load_balancers(aws: AwsClients, cluster: str) -> list[LoadBalancer]:
     """Every application, network and classic load balancer tagged for ``cluster``."""
     found: list[LoadBalancer] = []
@@ -60,16 +73,8 @@ def cluster_load_balancers(aws: AwsClients, cluster: str) -> list[LoadBalancer]:
             for page in elbv2.get_paginator("describe_load_balancers").paginate()
             for lb in page["LoadBalancers"]
         }
-    for arns in _chunks(list(names)):
-        with aws_call("elbv2:DescribeTags"):
-            described: list[dict[str, Any]] = elbv2.describe_tags(ResourceArns=arns)[
-                "TagDescriptions"
-            ]
-        for item in described:
-            tags = tag_dict(item.get("Tags"))
-            if of_cluster(tags, cluster):
-                arn = item["ResourceArn"]
-                found.append(_found("elbv2", arn, names[arn], tags))
+    for arn, tags in _elbv2_of_cluster(elbv2, list(names), cluster):
+        found.append(_found("elbv2", arn, names[arn], tags))
     elb = aws("elb")
     with aws_call("elb:DescribeLoadBalancers"):
         classic = [
@@ -102,3 +107,31 @@ def delete_load_balancer(aws: AwsClients, balancer: LoadBalancer) -> bool:
             return False
         raise
     return True
+
+
+def cluster_target_groups(aws: AwsClients, cluster: str) -> list[tuple[str, str]]:
+    """``(arn, name)`` of each target group tagged for ``cluster``: the AWS Load Balancer
+    Controller's, which outlive their load balancer when the controller is gone."""
+    elbv2 = aws("elbv2")
+    with aws_call("elbv2:DescribeTargetGroups"):
+        names = {
+            group["TargetGroupArn"]: group["TargetGroupName"]
+            for page in elbv2.get_paginator("describe_target_groups").paginate()
+            for group in page["TargetGroups"]
+        }
+    return [(arn, names[arn]) for arn, _ in _elbv2_of_cluster(elbv2, list(names), cluster)]
+
+
+def delete_target_groups(aws: AwsClients, cluster: str) -> list[str]:
+    """Delete the cluster's target groups (their load balancers are gone by now)."""
+    done = []
+    for arn, name in cluster_target_groups(aws, cluster):
+        try:
+            with aws_call("elbv2:DeleteTargetGroup"):
+                aws("elbv2").delete_target_group(TargetGroupArn=arn)
+        except AwsError as exc:
+            if exc.code != "TargetGroupNotFound":
+                raise
+            continue
+        done.append(f"target group {name}")
+    return done

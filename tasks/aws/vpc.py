@@ -2,18 +2,23 @@
 NAT, route tables, an S3 gateway endpoint and the cluster's shared security group.
 
 ``ensure_network`` finds each piece by the platform's tags and acts only on differences;
-``delete_network`` removes them in reverse dependency order.
+``delete_network`` removes them in reverse dependency order, with what others left in the
+VPC (endpoints, detached interfaces, load balancers' security groups).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from blueprint.pace import Pace
 from blueprint.spec import PlatformSpec
 from tasks.aws.clients import AwsClients
 from tasks.aws.errors import PermanentAwsError, aws_call
 from tasks.aws.identity import Identity, tag_dict
+from tasks.aws.loadbalancers import of_cluster
+from tasks.aws.patience import delete_when_free
 
 COMPONENT = "vpc"
 ELB_ROLE_TAGS = {"public": "kubernetes.io/role/elb", "private": "kubernetes.io/role/internal-elb"}
@@ -182,10 +187,7 @@ class _Converger:
             if nat is None or nat["SubnetId"] != public[zone]:
                 if nat is not None:
                     self._delete_nat(nat)
-                with aws_call("ec2:AllocateAddress"):
-                    allocation = self.ec2.allocate_address(
-                        Domain="vpc", TagSpecifications=self.tag_spec("elastic-ip", part)
-                    )["AllocationId"]
+                allocation = self._address(part)
                 with aws_call("ec2:CreateNatGateway"):
                     nat = self.ec2.create_nat_gateway(
                         SubnetId=public[zone],
@@ -202,6 +204,21 @@ class _Converger:
             with aws_call("ec2:DescribeNatGateways (wait available)"):
                 self.ec2.get_waiter("nat_gateway_available").wait(NatGatewayIds=created)
         return result
+
+    def _address(self, part: str) -> str:
+        """The NAT gateway's Elastic IP: the platform's free one of that part when an earlier
+        create failed after allocating it (else every failed try would keep one more)."""
+        with aws_call("ec2:DescribeAddresses"):
+            found = self.ec2.describe_addresses(Filters=self.me.filters(COMPONENT, part))
+        free = [a for a in found["Addresses"] if not a.get("AssociationId")]
+        if free:
+            return free[0]["AllocationId"]
+        with aws_call("ec2:AllocateAddress"):
+            allocation = self.ec2.allocate_address(
+                Domain="vpc", TagSpecifications=self.tag_spec("elastic-ip", part)
+            )["AllocationId"]
+        self.changes.append(f"allocated Elastic IP {part} {allocation}")
+        return allocation
 
     def _delete_nat(self, nat: dict) -> None:
         with aws_call("ec2:DeleteNatGateway"):
@@ -406,71 +423,190 @@ def find_network(spec: PlatformSpec, aws: AwsClients) -> str | None:
     return vpcs[0]["VpcId"] if vpcs else None
 
 
-def delete_network(spec: PlatformSpec, aws: AwsClients) -> list[str]:
-    """Remove the network in reverse order; returns what was deleted."""
-    ec2, me = aws("ec2"), Identity.of(spec)
-    done: list[str] = []
-    vpc_id = find_network(spec, aws)
-    mine = me.filters(COMPONENT)
-    with aws_call("ec2:DescribeNatGateways"):
-        nats = ec2.describe_nat_gateways(
-            Filters=[*mine, {"Name": "state", "Values": ["pending", "available"]}]
-        )["NatGateways"]
-    for nat in nats:
-        with aws_call("ec2:DeleteNatGateway"):
-            ec2.delete_nat_gateway(NatGatewayId=nat["NatGatewayId"])
-        done.append(f"nat {nat['NatGatewayId']}")
-    if nats:
-        with aws_call("ec2:DescribeNatGateways (wait deleted)"):
-            ec2.get_waiter("nat_gateway_deleted").wait(
-                NatGatewayIds=[n["NatGatewayId"] for n in nats]
-            )
-    with aws_call("ec2:DescribeAddresses"):
-        addresses = ec2.describe_addresses(Filters=mine)["Addresses"]
-    for address in addresses:
-        with aws_call("ec2:ReleaseAddress"):
-            ec2.release_address(AllocationId=address["AllocationId"])
-        done.append(f"eip {address['AllocationId']}")
-    with aws_call("ec2:DescribeInternetGateways"):
-        gateways = ec2.describe_internet_gateways(Filters=mine)["InternetGateways"]
-    for igw in gateways:
-        for attachment in igw.get("Attachments", []):
-            with aws_call("ec2:DetachInternetGateway"):
-                ec2.detach_internet_gateway(
-                    InternetGatewayId=igw["InternetGatewayId"], VpcId=attachment["VpcId"]
+@dataclass(frozen=True)
+class _Kind:
+    """One kind the network teardown deletes one by one: how it is listed and deleted, and
+    which interfaces hold it (an ENI filter), for the ones AWS refuses while they do."""
+
+    label: str
+    describe: str
+    key: str
+    ident: str
+    delete: str
+    held_by: str | None = None
+
+
+SUBNETS = _Kind("subnet", "describe_subnets", "Subnets", "SubnetId", "delete_subnet", "subnet-id")
+GROUPS = _Kind(
+    "security group",
+    "describe_security_groups",
+    "SecurityGroups",
+    "GroupId",
+    "delete_security_group",
+    "group-id",
+)
+INTERFACES = _Kind(
+    "network interface",
+    "describe_network_interfaces",
+    "NetworkInterfaces",
+    "NetworkInterfaceId",
+    "delete_network_interface",
+)
+
+
+def _action(method: str) -> str:
+    return "ec2:" + "".join(word.capitalize() for word in method.split("_"))
+
+
+class _Dismantler:
+    """The platform's network, deleted in reverse dependency order. What AWS refuses while
+    something drains (interfaces of deleted load balancers and endpoints, a NAT gateway's
+    address) is retried within the run's budget (``tasks.aws.patience``)."""
+
+    def __init__(self, spec: PlatformSpec, aws: AwsClients, pace: Pace):
+        self.spec, self.aws, self.pace = spec, aws, pace
+        self.ec2, self.me = aws("ec2"), Identity.of(spec)
+        self.mine = self.me.filters(COMPONENT)
+        self.vpc_id = find_network(spec, aws)
+        self.done: list[str] = []
+
+    def run(self) -> list[str]:
+        self.nat_gateways()
+        self.addresses()
+        if self.vpc_id:  # leftovers of others in the VPC: load balancers, the EKS CNI
+            self.endpoints()
+            self.each(INTERFACES, self.in_vpc(INTERFACES, available=True))
+        self.internet_gateways()
+        self.route_tables()
+        self.each(SUBNETS, self.listed(SUBNETS, self.mine))
+        if self.vpc_id:
+            self.each(GROUPS, self.security_groups())
+            self.when_free("delete_vpc", self.vpc_id, "vpc", self.vpc_blockers, VpcId=self.vpc_id)
+        return self.done
+
+    # ---------------------------------------------------------------- listing
+    def listed(self, kind: _Kind, filters: list[dict]) -> list[dict]:
+        with aws_call(_action(kind.describe)):
+            return getattr(self.ec2, kind.describe)(Filters=filters)[kind.key]
+
+    def in_vpc(self, kind: _Kind, available: bool = False) -> list[dict]:
+        found = self.listed(kind, [{"Name": "vpc-id", "Values": [self.vpc_id]}])
+        return [i for i in found if not available or i.get("Status") == "available"]
+
+    def held(self, name: str, value: str) -> list[str]:
+        """The interfaces in a subnet, group or VPC, each with what it belongs to."""
+        found = self.listed(INTERFACES, [{"Name": name, "Values": [value]}])
+        return [
+            f"{i['NetworkInterfaceId']} ({i.get('Description') or i.get('InterfaceType')}, "
+            f"{i.get('Status')})"
+            for i in found
+        ]
+
+    def security_groups(self) -> list[dict]:
+        """The platform's, and those a load balancer controller made for the cluster."""
+        cluster = self.spec.eks.cluster_name
+        return [
+            g
+            for g in self.in_vpc(GROUPS)
+            if g["GroupName"] != "default"
+            and (self.me.owns(g.get("Tags")) or of_cluster(tag_dict(g.get("Tags")), cluster))
+        ]
+
+    def vpc_blockers(self) -> list[str]:
+        groups = [f"security group {g['GroupId']}" for g in self.in_vpc(GROUPS)]
+        return self.held("vpc-id", self.vpc_id or "") + [
+            g for g in groups if not g.endswith(" default")
+        ]
+
+    # ---------------------------------------------------------------- deleting
+    def when_free(
+        self, method: str, ident: str, label: str, blockers: Callable[[], list[str]], **args: str
+    ) -> None:
+        call = getattr(self.ec2, method)
+        delete_when_free(self.pace, f"{_action(method)} {ident}", lambda: call(**args), blockers)
+        self.done.append(f"{label} {ident}")
+
+    def each(self, kind: _Kind, items: list[dict]) -> None:
+        held_by = kind.held_by
+        for item in items:
+            ident = item[kind.ident]
+            blockers = (lambda i=ident: self.held(held_by, i)) if held_by else list
+            self.when_free(kind.delete, ident, kind.label, blockers, **{kind.ident: ident})
+
+    def nat_gateways(self) -> None:
+        with aws_call("ec2:DescribeNatGateways"):
+            nats = self.ec2.describe_nat_gateways(
+                Filters=[*self.mine, {"Name": "state", "Values": ["pending", "available"]}]
+            )["NatGateways"]
+        for nat in nats:
+            with aws_call("ec2:DeleteNatGateway"):
+                self.ec2.delete_nat_gateway(NatGatewayId=nat["NatGatewayId"])
+            self.done.append(f"nat {nat['NatGatewayId']}")
+        if nats:
+            with aws_call("ec2:DescribeNatGateways (wait deleted)"):
+                self.ec2.get_waiter("nat_gateway_deleted").wait(
+                    NatGatewayIds=[n["NatGatewayId"] for n in nats],
+                    WaiterConfig=self.pace.waiter_config(15, 10 * 60),
                 )
-        with aws_call("ec2:DeleteInternetGateway"):
-            ec2.delete_internet_gateway(InternetGatewayId=igw["InternetGatewayId"])
-        done.append(f"igw {igw['InternetGatewayId']}")
-    with aws_call("ec2:DescribeVpcEndpoints"):
-        endpoints = ec2.describe_vpc_endpoints(
-            Filters=[*mine, {"Name": "vpc-endpoint-state", "Values": ["pending", "available"]}]
-        )["VpcEndpoints"]
-    if endpoints:
-        ids = [e["VpcEndpointId"] for e in endpoints]
-        with aws_call("ec2:DeleteVpcEndpoints"):
-            ec2.delete_vpc_endpoints(VpcEndpointIds=ids)
-        done += [f"vpc endpoint {i}" for i in ids]
-    with aws_call("ec2:DescribeRouteTables"):
-        tables = ec2.describe_route_tables(Filters=mine)["RouteTables"]
-    converger = _Converger(spec, aws)
-    for table in tables:
-        converger._delete_route_table(table)
-        done.append(f"route table {table['RouteTableId']}")
-    with aws_call("ec2:DescribeSubnets"):
-        subnets = ec2.describe_subnets(Filters=mine)["Subnets"]
-    for subnet in subnets:
-        with aws_call("ec2:DeleteSubnet"):
-            ec2.delete_subnet(SubnetId=subnet["SubnetId"])
-        done.append(f"subnet {subnet['SubnetId']}")
-    with aws_call("ec2:DescribeSecurityGroups"):
-        groups = ec2.describe_security_groups(Filters=mine)["SecurityGroups"]
-    for group in groups:
-        with aws_call("ec2:DeleteSecurityGroup"):
-            ec2.delete_security_group(GroupId=group["GroupId"])
-        done.append(f"security group {group['GroupId']}")
-    if vpc_id:
-        with aws_call("ec2:DeleteVpc"):
-            ec2.delete_vpc(VpcId=vpc_id)
-        done.append(f"vpc {vpc_id}")
-    return done
+
+    def addresses(self) -> None:
+        """The NAT gateways' Elastic IPs: free once their gateway is deleted."""
+        with aws_call("ec2:DescribeAddresses"):
+            addresses = self.ec2.describe_addresses(Filters=self.mine)["Addresses"]
+        for address in addresses:
+            ident = address["AllocationId"]
+
+            def associated(ident: str = ident) -> list[str]:
+                with aws_call("ec2:DescribeAddresses"):
+                    found = self.ec2.describe_addresses(AllocationIds=[ident])["Addresses"]
+                return [f"{a.get('NetworkInterfaceId')}" for a in found if a.get("AssociationId")]
+
+            self.when_free("release_address", ident, "eip", associated, AllocationId=ident)
+
+    def endpoints(self) -> None:
+        """Every endpoint in the VPC: the platform's S3 gateway and any other made in it."""
+        with aws_call("ec2:DescribeVpcEndpoints"):
+            endpoints = self.ec2.describe_vpc_endpoints(
+                Filters=[
+                    {"Name": "vpc-id", "Values": [self.vpc_id]},
+                    {"Name": "vpc-endpoint-state", "Values": ["pending", "available"]},
+                ]
+            )["VpcEndpoints"]
+        if endpoints:
+            ids = [e["VpcEndpointId"] for e in endpoints]
+            with aws_call("ec2:DeleteVpcEndpoints"):
+                self.ec2.delete_vpc_endpoints(VpcEndpointIds=ids)
+            self.done += [f"vpc endpoint {i}" for i in ids]
+
+    def internet_gateways(self) -> None:
+        with aws_call("ec2:DescribeInternetGateways"):
+            gateways = self.ec2.describe_internet_gateways(Filters=self.mine)["InternetGateways"]
+        for igw in gateways:
+            ident = igw["InternetGatewayId"]
+            for attachment in igw.get("Attachments", []):
+                vpc = attachment["VpcId"]
+                # Refused while public addresses in the VPC are mapped (load balancers').
+                delete_when_free(
+                    self.pace,
+                    f"ec2:DetachInternetGateway {ident}",
+                    lambda vpc=vpc, igw=ident: self.ec2.detach_internet_gateway(
+                        InternetGatewayId=igw, VpcId=vpc
+                    ),
+                    lambda vpc=vpc: self.held("vpc-id", vpc),
+                )
+            with aws_call("ec2:DeleteInternetGateway"):
+                self.ec2.delete_internet_gateway(InternetGatewayId=ident)
+            self.done.append(f"igw {ident}")
+
+    def route_tables(self) -> None:
+        with aws_call("ec2:DescribeRouteTables"):
+            tables = self.ec2.describe_route_tables(Filters=self.mine)["RouteTables"]
+        converger = _Converger(self.spec, self.aws)
+        for table in tables:
+            converger._delete_route_table(table)
+            self.done.append(f"route table {table['RouteTableId']}")
+
+
+def delete_network(spec: PlatformSpec, aws: AwsClients, pace: Pace) -> list[str]:
+    """Remove the network in reverse order; returns what was deleted."""
+    return _Dismantler(spec, aws, pace).run()

@@ -1,5 +1,6 @@
 """The S3 buckets and the AWS foundation, removed in reverse order by the existing
-``delete_*`` functions."""
+``delete_*`` functions, and what the cluster's controllers left in AWS: EBS volumes, load
+balancers, their target groups and security groups, interfaces and endpoints in the VPC."""
 
 from __future__ import annotations
 
@@ -8,9 +9,14 @@ from prefect import task
 from tasks.aws.addons import delete_addons
 from tasks.aws.eks import delete_cluster
 from tasks.aws.iam import delete_roles, oidc_issuers
-from tasks.aws.loadbalancers import cluster_load_balancers, delete_load_balancer
+from tasks.aws.loadbalancers import (
+    cluster_load_balancers,
+    delete_load_balancer,
+    delete_target_groups,
+)
 from tasks.aws.nodegroups import delete_node_groups
 from tasks.aws.s3 import delete_bucket
+from tasks.aws.volumes import delete_volumes
 from tasks.aws.vpc import delete_network
 from tasks.context import RunContext
 from tasks.retries import CONVERGE
@@ -34,6 +40,13 @@ def delete_platform_node_groups(ctx: RunContext) -> list[str]:
     return delete_node_groups(ctx.spec, ctx.aws, ctx.pace)
 
 
+@task(name="ebs-volumes", task_run_name="ebs-volumes", **CONVERGE)
+def delete_platform_volumes(ctx: RunContext) -> list[str]:
+    """EBS volumes the CSI driver made for claims that outlived their namespace (or the
+    cluster), found by the tags the platform's StorageClass gave them."""
+    return delete_volumes(ctx.spec, ctx.aws, ctx.pace)
+
+
 @task(name="eks-cluster", task_run_name="eks-cluster", **CONVERGE)
 def delete_platform_cluster(ctx: RunContext) -> list[str]:
     """The control plane, then its log group."""
@@ -54,19 +67,23 @@ def delete_platform_iam(ctx: RunContext) -> list[str]:
 @task(name="network", task_run_name="network", **CONVERGE)
 def delete_platform_network(ctx: RunContext) -> list[str]:
     """Load balancers still tagged for the cluster first (a controller out of reach may
-    have recreated one; with the cluster gone, nothing will again), then the network."""
-    left = cluster_load_balancers(ctx.aws, ctx.spec.eks.cluster_name)
+    have recreated one; with the cluster gone, nothing will again), their target groups,
+    then the network with what they left in it."""
+    cluster = ctx.spec.eks.cluster_name
+    left = cluster_load_balancers(ctx.aws, cluster)
     deleted = [b.describe() for b in left if delete_load_balancer(ctx.aws, b)]
     if left:
         wait_gone(ctx, left, "load balancers deleted")
-    return deleted + delete_network(ctx.spec, ctx.aws)
+    deleted += delete_target_groups(ctx.aws, cluster)
+    return deleted + delete_network(ctx.spec, ctx.aws, ctx.pace)
 
 
-# Reverse order of creation: add-ons and node groups before the cluster, the cluster before
-# the roles it assumes and the network it lives in.
-FOUNDATION_STEPS = (
-    delete_platform_addons,
-    delete_platform_node_groups,
+# Reverse order of creation. Until the node groups are gone, Mimir and Loki still write to
+# their buckets, and the volumes the EBS CSI driver made are still attached.
+WHILE_NODES_RUN = (delete_platform_addons, delete_platform_node_groups)
+# The volumes and the cluster before the roles it assumes and the network it lives in.
+AFTER_NODES = (
+    delete_platform_volumes,
     delete_platform_cluster,
     delete_platform_iam,
     delete_platform_network,

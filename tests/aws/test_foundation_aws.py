@@ -121,7 +121,7 @@ def tear_down(spec: PlatformSpec, aws: AwsClients, pace: Pace) -> list[str]:
         ("node groups", lambda: delete_node_groups(spec, aws, pace)),
         ("cluster", lambda: delete_cluster(spec, aws, pace)),
         ("roles", lambda: delete_roles(spec, aws, issuer)),
-        ("network", lambda: delete_network(spec, aws)),
+        ("network", lambda: delete_network(spec, aws, pace)),
     ]
     problems = []
     for what, step in steps:

@@ -79,6 +79,7 @@ STEPS = [
     "cluster-objects",
     "eks-addons",
     "node-groups",
+    "ebs-volumes",
     "eks-cluster",
     "iam",
     "network",
@@ -367,7 +368,7 @@ def test_teardown_completes_and_leaves_nothing(
     assert core.list_namespace(label_selector=MANAGED).items == []
     assert first.result["checked"] == [
         "AWS resources tagged for the platform",
-        "load balancers tagged for its cluster",
+        "load balancers and target groups tagged for its cluster",
         "namespaces and helm releases in the cluster",
     ]
     assert sorted(first.deleted("helm-releases")) == sorted(
@@ -393,6 +394,17 @@ def test_load_balancers_go_before_the_releases_and_the_vpc(first: Teardown):
     assert lb_gone < min(first.releases_gone.gone.values())
     assert max(first.services_gone.values()) < first_call(first.calls, "ec2:DeleteVpc")
     assert lb_gone < first_call(first.calls, "ec2:DeleteVpc")
+
+
+def test_buckets_go_once_the_node_groups_are_gone(first: Teardown):
+    """Mimir and Loki write to their buckets until their nodes are gone."""
+    last_node_group_call = max(
+        at for at, op in first.calls if op.startswith("eks:") and "Nodegroup" in op
+    )
+    assert last_node_group_call < first_call(first.calls, "s3:DeleteBucket")
+    assert last_node_group_call < min(
+        at for at, op in first.calls if op in ("s3:DeleteObjects", "s3:ListObjectVersions")
+    )
 
 
 def test_releases_go_dependants_first(first: Teardown):

@@ -46,6 +46,7 @@ from tasks.aws.iam import Roles, delete_roles, ensure_roles, ensure_service_acco
 from tasks.aws.identity import Identity, tag_dict
 from tasks.aws.inventory import aws_inventory
 from tasks.aws.nodegroups import NodeGroups, delete_node_groups, ensure_node_groups
+from tasks.aws.volumes import volume_tags
 from tasks.aws.vpc import Network, ensure_network
 from tasks.kube import api_client
 from tasks.polling import poll_until
@@ -159,7 +160,7 @@ def converge_all(spec: PlatformSpec, aws: AwsClients, pace: Pace) -> Foundation:
         )
     api = kube_through_eks(aws, spec)
     try:
-        storage = ensure_storage_classes(api, spec.storage_class, pace)
+        storage = ensure_storage_classes(api, spec.storage_class, pace, volume_tags(spec))
     finally:
         api.close()
     return Foundation(spec, network, roles, cluster, groups, addons, storage)
@@ -524,11 +525,11 @@ def test_gp3_storage_class_and_snapshot_class(foundation: Foundation, aws):
 
         # drift on a mutable field is patched back; nothing else changes
         storage.patch_storage_class(settings.name, {"allowVolumeExpansion": False})
-        assert ensure_storage_classes(api, settings, FAST) == [
+        assert ensure_storage_classes(api, settings, FAST, volume_tags(foundation.spec)) == [
             f"updated StorageClass {settings.name}"
         ]
         assert storage.read_storage_class(settings.name).allow_volume_expansion is True
-        assert ensure_storage_classes(api, settings, FAST) == []
+        assert ensure_storage_classes(api, settings, FAST, volume_tags(foundation.spec)) == []
     finally:
         api.close()
 

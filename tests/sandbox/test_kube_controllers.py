@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.cluster import AddonInfo, NodeGroupInfo
+from sandbox.cluster import AddonInfo, NoCloudVolumes, NodeGroupInfo
 from sandbox.kube.controllers import Controllers
 from sandbox.kube.instance_types import instance_type
 from sandbox.kube.objects import condition, is_ready
@@ -40,7 +40,7 @@ def group(
 
 
 @dataclass
-class MutableSource:
+class MutableSource(NoCloudVolumes):
     """A cluster source a test can change while the controllers run."""
 
     groups: list[NodeGroupInfo] = field(default_factory=list)

@@ -10,6 +10,7 @@ import pytest
 from blueprint.catalogue import load_catalogue
 from blueprint.loader import load_spec
 from flows.revalidate import drift_message, report_rows, summary_markdown
+from tasks.aws.volumes import volume_tags
 from tasks.drift import (
     VALIDATION,
     Finding,
@@ -192,7 +193,7 @@ def test_cluster_issues():
 
 
 def test_storage_class_issues():
-    wanted = storage_class_body(SPEC.storage_class)
+    wanted = storage_class_body(SPEC.storage_class, volume_tags(SPEC))
     assert storage_class_issues(wanted, copy.deepcopy(wanted)) == []
     assert storage_class_issues(wanted, None) == [Issue("missing", "StorageClass gp3 is missing")]
     changed = copy.deepcopy(wanted)
