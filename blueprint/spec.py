@@ -130,6 +130,9 @@ class NetworkSettings(Model):
 # --------------------------------------------------------------------------- EKS
 
 
+_PRINCIPAL = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
+
+
 class EksSettings(Model):
     cluster_name: DnsLabel = Field(description="EKS cluster name")
     endpoint_private_access: bool = Field(description="API reachable from inside the VPC")
@@ -137,6 +140,11 @@ class EksSettings(Model):
     public_access_cidrs: list[str] = Field(
         default_factory=list,
         description="CIDRs allowed to reach a public endpoint (empty: endpoint is private)",
+    )
+    admin_principals: list[str] = Field(
+        default_factory=list,
+        description="IAM role or user ARNs given cluster admin with EKS access entries "
+        "(the creator has it already; add the roles CI and operators run as)",
     )
     log_types: list[Literal[EKS_LOG_TYPES]] = Field(  # type: ignore[valid-type]
         description="Control-plane log types sent to CloudWatch"
@@ -156,6 +164,19 @@ class EksSettings(Model):
             raise ValueError(
                 f"{value} is not a CloudWatch retention; use one of {LOG_RETENTION_DAYS}"
             )
+        return value
+
+    @field_validator("admin_principals")
+    @classmethod
+    def _principals(cls, value: list[str]) -> list[str]:
+        bad = [arn for arn in value if not _PRINCIPAL.match(arn)]
+        if bad:
+            raise ValueError(
+                f"{bad} not IAM role or user ARNs (arn:aws:iam::<account>:role/<name>; an "
+                "assumed-role session ARN is given as its role)"
+            )
+        if len(set(value)) != len(value):
+            raise ValueError("a principal is listed twice")
         return value
 
     @field_validator("version")

@@ -1,5 +1,6 @@
-"""What the Kubernetes simulator learns from the local AWS: the EKS node groups and add-ons;
-and what it makes there: the EBS volumes its CSI driver provisions.
+"""What the Kubernetes simulator learns from the local AWS: the EKS node groups, add-ons,
+endpoints and access entries; and what it makes there: the EBS volumes its CSI driver
+provisions.
 
 The local AWS implements ``ClusterSource``; the simulator's node, add-on and claim
 controllers use it, so neither side imports the other's internals.
@@ -7,7 +8,25 @@ controllers use it, so neither side imports the other's internals.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple, Protocol
+
+# The simulator serves every cluster; an EKS endpoint names its cluster in the path, the way
+# a real endpoint's host name does.
+_ENDPOINT = re.compile(r"^/eks/(?P<region>[a-z0-9-]+)/(?P<cluster>[^/]+)(?P<rest>/.*)?$")
+
+
+def endpoint_path(region: str, cluster: str) -> str:
+    """The path under the simulator's URL that is the cluster's EKS endpoint."""
+    return f"/eks/{region}/{cluster}"
+
+
+def split_endpoint(path: str) -> tuple[tuple[str, str] | None, str]:
+    """((region, cluster) or None, the API path) of a request's path."""
+    match = _ENDPOINT.match(path)
+    if match is None:
+        return None, path
+    return (match["region"], match["cluster"]), match["rest"] or "/"
 
 
 class NodeGroupInfo(NamedTuple):
@@ -27,6 +46,27 @@ class AddonInfo(NamedTuple):
     status: str  # CREATING | ACTIVE | DEGRADED | DELETING | ...
 
 
+class AccessPolicy(NamedTuple):
+    name: str  # AmazonEKSClusterAdminPolicy | AmazonEKSAdminPolicy | ...EditPolicy | ...ViewPolicy
+    namespaces: tuple[str, ...]  # empty: the whole cluster
+
+    def allows(self, method: str, namespace: str | None) -> bool:
+        if self.namespaces and namespace not in self.namespaces:
+            return False
+        return self.name != "AmazonEKSViewPolicy" or method in ("GET", "HEAD")
+
+
+class AccessGrant(NamedTuple):
+    """What an IAM principal may do in a cluster, from its access entry."""
+
+    principal: str
+    entry: bool  # it has one: the API authenticates it
+    policies: tuple[AccessPolicy, ...] = ()
+
+    def allows(self, method: str, namespace: str | None) -> bool:
+        return any(p.allows(method, namespace) for p in self.policies)
+
+
 class ClusterSource(Protocol):
     def node_groups(self) -> list[NodeGroupInfo]:
         """Node groups whose status is ACTIVE (latency elapsed), across clusters."""
@@ -42,6 +82,10 @@ class ClusterSource(Protocol):
 
     def delete_volume(self, volume_id: str) -> None:
         """Delete a volume ``create_volume`` made; one already gone is no error."""
+        ...
+
+    def access(self, region: str, cluster: str, access_key: str) -> AccessGrant:
+        """What the principal of an EKS token's access key may do in the cluster."""
         ...
 
 
@@ -68,3 +112,9 @@ class StaticClusterSource(NoCloudVolumes):
 
     def addons(self) -> list[AddonInfo]:
         return list(self._addons)
+
+    def access(self, region: str, cluster: str, access_key: str) -> AccessGrant:
+        return AccessGrant(access_key, entry=True, policies=(FULL,))
+
+
+FULL = AccessPolicy("AmazonEKSClusterAdminPolicy", ())

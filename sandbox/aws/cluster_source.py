@@ -11,7 +11,7 @@ import time
 
 from sandbox.aws.ec2_rules import ec2_backend
 from sandbox.aws.eks_model import EksModel
-from sandbox.cluster import AddonInfo, NodeGroupInfo
+from sandbox.cluster import AccessGrant, AddonInfo, NodeGroupInfo
 
 
 class AwsClusterSource:
@@ -71,3 +71,6 @@ class AwsClusterSource:
         region = self._regions.pop(volume_id, None)
         if region is not None:
             ec2_backend(region).volumes.pop(volume_id, None)
+
+    def access(self, region: str, cluster: str, access_key: str) -> AccessGrant:
+        return self._model.access.grant(region, cluster, access_key)

@@ -18,13 +18,14 @@ from urllib.parse import parse_qs
 from werkzeug.test import run_wsgi_app
 from werkzeug.wrappers import Response
 
-from sandbox.aws import eks_catalog
+from sandbox.aws import access_entries, eks_catalog
 from sandbox.aws.eks_model import EksModel
 from sandbox.aws.eks_updates import Update
 from sandbox.aws.errors import AwsError, error_response
 from sandbox.aws.moto_app import WsgiApp
 from sandbox.aws.operations import Operation, replace_body, request_body
 from sandbox.aws.placeholder_ca import is_pem_data, placeholder_ca_data
+from sandbox.cluster import endpoint_path
 
 OPERATION_KEY = "sandbox.aws.operation"
 
@@ -56,7 +57,11 @@ class Call:
         return self.query.get(name, [])
 
 
-CLUSTER_UPDATE_TYPES = {"resourcesVpcConfig": "EndpointAccessUpdate", "logging": "LoggingUpdate"}
+CLUSTER_UPDATE_TYPES = {
+    "resourcesVpcConfig": "EndpointAccessUpdate",
+    "logging": "LoggingUpdate",
+    "accessConfig": "AccessConfigUpdate",
+}
 ENDPOINT_PARAMS = {
     "endpointPublicAccess": "EndpointPublicAccess",
     "endpointPrivateAccess": "EndpointPrivateAccess",
@@ -106,6 +111,7 @@ class EksApi:
             "DescribeUpdate": self._describe_update,
             "DescribeAddonVersions": self._describe_addon_versions,
             "DescribeClusterVersions": self._describe_cluster_versions,
+            **{name: self._access_entries for name in access_entries.OPERATIONS},
         }
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
@@ -137,15 +143,16 @@ class EksApi:
             body = json.dumps(payload).encode()
         return Response(body, status, headers)
 
-    def _presented(self, cluster: dict[str, Any], status: str) -> None:
+    def _presented(self, cluster: dict[str, Any], status: str, region: str) -> None:
         cluster["status"] = status
+        cluster["accessConfig"] = self.model.access.access_config(region, cluster["name"])
         if status in ("CREATING", "FAILED"):
             # EKS gives a cluster its endpoint and CA only once it is ACTIVE.
             cluster.pop("endpoint", None)
             cluster["certificateAuthority"] = {}
             return
         if self.kube_url:
-            cluster["endpoint"] = self.kube_url
+            cluster["endpoint"] = self.kube_url + endpoint_path(region, cluster["name"])
         authority = cluster.setdefault("certificateAuthority", {})
         if self.kube_ca_data:
             authority["data"] = self.kube_ca_data
@@ -167,6 +174,7 @@ class EksApi:
                 f"unsupported Kubernetes version {version}",
                 clusterName=call.body.get("name"),
             )
+        access_entries.mode_of(call.body.get("accessConfig") or {})
         vpc = endpoint_access(call.body.get("resourcesVpcConfig") or {})
         body = {**call.body, "version": version, "resourcesVpcConfig": vpc}
         replace_body(call.environ, json.dumps(body).encode())
@@ -176,21 +184,34 @@ class EksApi:
             self.model.cluster_created(
                 call.region, cluster["name"], call.body.get("bootstrapSelfManagedAddons", True)
             )
-            self._presented(cluster, self._simulated(call, cluster))
+            self.model.access.cluster_created(
+                call.region,
+                cluster["name"],
+                call.body.get("accessConfig") or {},
+                access_entries.caller(call.environ, call.region),
+            )
+            self._presented(cluster, self._simulated(call, cluster), call.region)
 
         return self._forward_adjusted(call, adjust)
+
+    def _access_entries(self, call: Call) -> Response:
+        self.model.existing_cluster(call.region, call.cluster)
+        return json_response(
+            self.model.access.handle(call.operation.name, call.region, call.labels, call.body)
+        )
 
     def _describe_cluster(self, call: Call) -> Response:
         def adjust(payload: dict[str, Any]) -> None:
             cluster = payload["cluster"]
-            self._presented(cluster, self._simulated(call, cluster))
+            self._presented(cluster, self._simulated(call, cluster), call.region)
 
         return self._forward_adjusted(call, adjust)
 
     def _delete_cluster(self, call: Call) -> Response:
         def adjust(payload: dict[str, Any]) -> None:
             self.model.cluster_deleted(call.region, call.cluster)
-            self._presented(payload["cluster"], "DELETING")
+            self.model.access.cluster_deleted(call.region, call.cluster)
+            self._presented(payload["cluster"], "DELETING", call.region)
 
         return self._forward_adjusted(call, adjust)
 
@@ -296,6 +317,19 @@ class EksApi:
             )
         (key,) = kinds
         change = call.body[key]
+        if key == "accessConfig":
+            mode = access_entries.mode_of(change)
+            self.model.access.change_mode(call.region, call.cluster, mode)
+            update = self.model.begin_update(
+                call.region,
+                call.cluster,
+                None,
+                CLUSTER_UPDATE_TYPES[key],
+                [{"type": "AuthenticationMode", "value": mode}],
+                "cluster_update",
+            )
+            # moto keeps no access config: the sandbox's is the one DescribeCluster shows
+            return json_response({"update": update.to_api(self.model.latency, started=True)})
         if key == "resourcesVpcConfig":
             current = cluster.get("resourcesVpcConfig") or {}
             merged = endpoint_access({**current, **change})

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox.aws.access_entries import AccessEntries
 from sandbox.aws.addons import Addon, apply_update, new_addon
 from sandbox.aws.eks_updates import Update, Updates
 from sandbox.aws.errors import AwsError
@@ -64,6 +65,7 @@ class EksModel:
         self._addons: dict[tuple[str, str, str], Addon] = {}
         self._regions: set[str] = set()
         self.updates = Updates()
+        self.access = AccessEntries()
 
     @property
     def latency(self) -> Latency:

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, unquote
 
 import yaml
 
+from sandbox.cluster import ClusterSource, split_endpoint
 from sandbox.kube import auth, discovery, media, protobuf, schemas, tables
 from sandbox.kube.errors import ApiError, bad_request, not_found
 from sandbox.kube.patch import (
@@ -67,6 +68,7 @@ class Request:
     body: bytes = b""
     host: str = "127.0.0.1"
     raw_query: str = ""  # the query string as sent, for the service proxy
+    cluster: tuple[str, str] | None = None  # (region, name) when sent to an EKS endpoint
 
     @classmethod
     def parse_target(cls, target: str) -> tuple[str, dict[str, str], str]:
@@ -157,8 +159,10 @@ class KubeApi:
         pod_logs: PodLogSource = default_pod_log,
         faults: FaultBook | None = None,
         latency: Latency | None = None,
+        cluster_source: ClusterSource | None = None,
     ):
         self.store = store
+        self.cluster_source = cluster_source  # whose access entries an EKS token meets
         self.faults = faults or FaultBook()
         self.latency = latency or Latency()
         self.proxies = proxies or ServiceProxies()
@@ -169,6 +173,7 @@ class KubeApi:
     # -- entry point ------------------------------------------------------------------
 
     def handle(self, req: Request) -> Response:
+        req.cluster, req.path = split_endpoint(req.path)
         subject = f"{req.method} {req.path.rstrip('/') or '/'}"
         if self.faults.fire("kube-unavailable", subject):
             return error_response(
@@ -197,10 +202,16 @@ class KubeApi:
         if path == "/version":
             return json_response(200, VERSION)
         try:
-            auth.check(req.headers.get("Authorization"), self.latency)
+            access_key = auth.check(req.headers.get("Authorization"), self.latency)
         except auth.Unauthorized as refused:
             log.info("401 for %s %s: %s", req.method, path, refused)
             return error_response(ApiError(401, "Unauthorized", "Unauthorized"))
+        if access_key and req.cluster and self.cluster_source is not None:
+            grant = self.cluster_source.access(*req.cluster, access_key)
+            refused_by = auth.authorize(grant, req.method, path)
+            if refused_by is not None:
+                log.info("%s for %s %s: %s", refused_by.code, req.method, path, refused_by)
+                return error_response(refused_by)
         if path == "/openapi/v2":
             return _openapi_v2(req)
         if path == "/openapi/v3":

@@ -149,7 +149,11 @@ class KubeSimulator:
         self.store = Store()
         self.proxies = ServiceProxies()
         self.api = KubeApi(
-            self.store, self.proxies, faults=settings.faults, latency=settings.latency
+            self.store,
+            self.proxies,
+            faults=settings.faults,
+            latency=settings.latency,
+            cluster_source=cluster_source,
         )
         self._address = (host, port)
         self._run_controllers = run_controllers

@@ -8,6 +8,7 @@ from typing import Any
 
 from blueprint.pace import Pace
 from blueprint.spec import PlatformSpec
+from tasks.aws import access
 from tasks.aws.clients import AwsClients
 from tasks.aws.errors import AwsError, PermanentAwsError, aws_call, create_or_adopt
 from tasks.aws.iam import Roles, ensure_service_account_roles
@@ -209,7 +210,7 @@ def ensure_cluster(
                     # The platform installs vpc-cni, kube-proxy and coredns as managed add-ons.
                     bootstrapSelfManagedAddons=False,
                     accessConfig={
-                        "authenticationMode": "API_AND_CONFIG_MAP",
+                        "authenticationMode": access.MODE,
                         "bootstrapClusterCreatorAdminPermissions": True,
                     },
                     tags=Identity.of(spec).tags(COMPONENT),
@@ -228,11 +229,13 @@ def ensure_cluster(
     Identity.of(spec).claim("EKS cluster", name, cluster.get("tags"))  # if adopted just now
     if not created:
         _reconcile_config(spec, aws, cluster, pace, changes)
+        access.authentication_mode(aws, cluster, pace, changes)
         if spec.eks.version and spec.eks.version != cluster["version"]:
             changes.append(
                 f"version drift: running {cluster['version']}, spec {spec.eks.version} "
                 "(upgrade with a planned update, not at convergence)"
             )
+    changes += access.ensure_access_entries(spec, aws, name)
     issuer = cluster.get("identity", {}).get("oidc", {}).get("issuer", "")
     sa_roles: dict[str, str] = {}
     if issuer:

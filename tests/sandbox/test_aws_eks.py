@@ -129,7 +129,8 @@ def test_describe_cluster_reports_the_kubernetes_simulator_and_a_pem_ca(aws, eks
         cluster = eks.describe_cluster(name="endpoint")["cluster"]
     finally:
         aws.kube_url = None
-    assert cluster["endpoint"] == "http://127.0.0.1:6443"
+    assert cluster["endpoint"].startswith("http://127.0.0.1:6443/eks/")  # its own path
+    assert cluster["endpoint"].endswith("/endpoint")
     pem = base64.b64decode(cluster["certificateAuthority"]["data"])
     assert x509.load_pem_x509_certificate(pem).subject.rfc4514_string() == "CN=kubernetes"
     assert eks.describe_cluster(name="endpoint")["cluster"]["endpoint"] != "http://127.0.0.1:6443"
