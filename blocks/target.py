@@ -68,9 +68,9 @@ def sandbox_target(
     environment: str, region: str, endpoints: dict[str, str], time_scale: float
 ) -> PlatformTarget:
     """A target from the endpoints a running sandbox publishes (its ``target.json``):
-    an AWS endpoint with dummy credentials, a kubeconfig and a chart repository."""
-    from pathlib import Path
-
+    an AWS endpoint with dummy credentials and a chart repository. The cluster is reached
+    through EKS, as on AWS: its endpoint, an EKS token and an access entry (the sandbox's
+    kubeconfig is for people and their kubectl)."""
     from prefect_aws.client_parameters import AwsClientParameters
 
     return PlatformTarget(
@@ -82,7 +82,6 @@ def sandbox_target(
             region_name=region,
             aws_client_parameters=AwsClientParameters(endpoint_url=endpoints["aws_endpoint_url"]),
         ),
-        cluster_config=KubernetesClusterConfig.from_file(Path(endpoints["kubeconfig"])),
         chart_repository=endpoints["chart_repository"],
         time_scale=time_scale,
     )

@@ -141,6 +141,12 @@ class EksSettings(Model):
         default_factory=list,
         description="CIDRs allowed to reach a public endpoint (empty: endpoint is private)",
     )
+    build_access_cidrs: list[str] = Field(
+        default_factory=list,
+        description="With a private-only endpoint: the CIDRs a runner outside the VPC builds "
+        "from; public access is on for them alone while it runs (ignored when the endpoint "
+        "is public: public_access_cidrs says who reaches it)",
+    )
     admin_principals: list[str] = Field(
         default_factory=list,
         description="IAM role or user ARNs given cluster admin with EKS access entries "
@@ -163,6 +169,21 @@ class EksSettings(Model):
         if value not in LOG_RETENTION_DAYS:
             raise ValueError(
                 f"{value} is not a CloudWatch retention; use one of {LOG_RETENTION_DAYS}"
+            )
+        return value
+
+    @field_validator("public_access_cidrs", "build_access_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        bad = []
+        for cidr in value:
+            try:
+                ipaddress.IPv4Network(cidr)
+            except ValueError:
+                bad.append(cidr)
+        if bad:
+            raise ValueError(
+                f"{bad} not IPv4 CIDRs with their host bits zero (e.g. 203.0.113.0/24)"
             )
         return value
 

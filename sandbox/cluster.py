@@ -8,8 +8,13 @@ controllers use it, so neither side imports the other's internals.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import NamedTuple, Protocol
+
+# Where every request to the simulator appears to come from: a runner outside any VPC, on
+# the internet (TEST-NET-3). Nothing in the sandbox runs inside a cluster's VPC.
+RUNNER_ADDRESS = "203.0.113.10"
 
 # The simulator serves every cluster; an EKS endpoint names its cluster in the path, the way
 # a real endpoint's host name does.
@@ -44,6 +49,21 @@ class AddonInfo(NamedTuple):
     cluster: str
     name: str  # vpc-cni | kube-proxy | coredns | aws-ebs-csi-driver | ...
     status: str  # CREATING | ACTIVE | DEGRADED | DELETING | ...
+
+
+class EndpointInfo(NamedTuple):
+    """A cluster's API endpoint access, as DescribeCluster reports it."""
+
+    public: bool
+    private: bool
+    public_cidrs: tuple[str, ...]
+
+    def reachable_from_outside(self) -> bool:
+        """Whether a runner outside the VPC, at ``RUNNER_ADDRESS``, can connect."""
+        address = ipaddress.ip_address(RUNNER_ADDRESS)
+        return self.public and any(
+            address in ipaddress.ip_network(cidr, strict=False) for cidr in self.public_cidrs
+        )
 
 
 class AccessPolicy(NamedTuple):
@@ -88,6 +108,10 @@ class ClusterSource(Protocol):
         """What the principal of an EKS token's access key may do in the cluster."""
         ...
 
+    def endpoint(self, region: str, cluster: str) -> EndpointInfo | None:
+        """The cluster's endpoint access; None when it has no endpoint (not ACTIVE, gone)."""
+        ...
+
 
 class NoCloudVolumes:
     """Volumes of a source without a cloud behind it: a claim's volume is the simulator's
@@ -115,6 +139,9 @@ class StaticClusterSource(NoCloudVolumes):
 
     def access(self, region: str, cluster: str, access_key: str) -> AccessGrant:
         return AccessGrant(access_key, entry=True, policies=(FULL,))
+
+    def endpoint(self, region: str, cluster: str) -> EndpointInfo | None:
+        return EndpointInfo(True, False, ("0.0.0.0/0",))
 
 
 FULL = AccessPolicy("AmazonEKSClusterAdminPolicy", ())

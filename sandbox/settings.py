@@ -30,6 +30,7 @@ DEFAULT_MINUTES: dict[str, float] = {
     "load_balancer_enis": 3,  # a deleted load balancer's network interfaces going
     "job": 0.5,  # a Job completing
     "crd": 0,  # a CRD becoming Established
+    "eks_token": 15,  # how long EKS accepts a token after it was signed
 }
 
 FAULTS: dict[str, str] = {

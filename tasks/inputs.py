@@ -12,6 +12,7 @@ from prefect.blocks.system import Secret
 from blueprint.catalogue import Component
 from blueprint.errors import SpecError
 from blueprint.spec import PlatformSpec, dns_token_block
+from tasks.runner import reach_problems
 
 TOKEN_FIELD = "ingress.external_dns.token_secret_block"
 # Cloudflare API tokens: 40 letters and digits (before 2026), or a cfut_/cfat_ prefix, 40
@@ -57,7 +58,7 @@ def needs_dns_token(spec: PlatformSpec, components: Iterable[Component]) -> bool
 
 def preflight(spec: PlatformSpec, components: Iterable[Component]) -> None:
     """Every outside input the components need, checked; one SpecError with every problem."""
-    problems: list[str] = []
+    problems: list[str] = reach_problems(spec)
     if needs_dns_token(spec, components):
         try:
             dns_token(spec)

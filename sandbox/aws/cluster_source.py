@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 
 from sandbox.aws.ec2_rules import ec2_backend
+from sandbox.aws.eks_api import endpoint_access
 from sandbox.aws.eks_model import EksModel
-from sandbox.cluster import AccessGrant, AddonInfo, NodeGroupInfo
+from sandbox.cluster import AccessGrant, AddonInfo, EndpointInfo, NodeGroupInfo
 
 
 class AwsClusterSource:
@@ -74,3 +75,14 @@ class AwsClusterSource:
 
     def access(self, region: str, cluster: str, access_key: str) -> AccessGrant:
         return self._model.access.grant(region, cluster, access_key)
+
+    def endpoint(self, region: str, cluster: str) -> EndpointInfo | None:
+        found = self._model.cluster(region, cluster)
+        if found is None or found["status"] not in ("ACTIVE", "UPDATING"):
+            return None
+        vpc = endpoint_access(found.get("resourcesVpcConfig") or {})
+        return EndpointInfo(
+            vpc["endpointPublicAccess"],
+            vpc["endpointPrivateAccess"],
+            tuple(vpc.get("publicAccessCidrs") or ()),
+        )

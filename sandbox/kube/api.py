@@ -85,6 +85,7 @@ class Response:
     body: bytes = b""
     content_type: str = media.JSON
     headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False  # no answer: the connection is closed, as an unreachable host's
     # A chunked stream (watch); None items are idle ticks that let the server check the
     # client is still there.
     stream: Iterator[bytes | None] | None = None
@@ -174,6 +175,19 @@ class KubeApi:
 
     def handle(self, req: Request) -> Response:
         req.cluster, req.path = split_endpoint(req.path)
+        if req.cluster and self.cluster_source is not None:
+            endpoint = self.cluster_source.endpoint(*req.cluster)
+            if endpoint is None or not endpoint.reachable_from_outside():
+                # A private endpoint (or one whose CIDRs leave this runner out) never
+                # answers a client outside the VPC: the connection goes nowhere.
+                log.info(
+                    "%s %s: endpoint %s out of reach (%s)",
+                    req.method,
+                    req.path,
+                    req.cluster,
+                    endpoint,
+                )
+                return Response(0, drop=True)
         subject = f"{req.method} {req.path.rstrip('/') or '/'}"
         if self.faults.fire("kube-unavailable", subject):
             return error_response(

@@ -75,6 +75,10 @@ class _Handler(BaseHTTPRequestHandler):
             raw_query=raw_query,
         )
         response = self.server.api.handle(request)
+        if response.drop:
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         try:
             if response.stream is None:
                 self._send(response)

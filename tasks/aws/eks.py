@@ -15,6 +15,7 @@ from tasks.aws.iam import Roles, ensure_service_account_roles
 from tasks.aws.identity import Identity
 from tasks.aws.updates import wait_update
 from tasks.aws.vpc import Network
+from tasks.runner import building_from_outside
 
 COMPONENT = "eks"
 CREATE_BUDGET_SECONDS = 25 * 60  # guide: 12-15 min; field reports up to 15
@@ -128,13 +129,17 @@ def _vpc_config(spec: PlatformSpec, network: Network) -> dict[str, Any]:
 
 def endpoint_access(spec: PlatformSpec) -> dict[str, Any]:
     """The endpoint settings EKS should hold: public access, where on, open only to the
-    spec's CIDRs (EKS's default, when none are given, is 0.0.0.0/0)."""
+    spec's CIDRs (EKS's default, when none are given, is 0.0.0.0/0). A private-only
+    endpoint built from outside the VPC is public for the build CIDRs alone."""
+    eks = spec.eks
+    building = building_from_outside(spec)
     access: dict[str, Any] = {
-        "endpointPrivateAccess": spec.eks.endpoint_private_access,
-        "endpointPublicAccess": spec.eks.endpoint_public_access,
+        "endpointPrivateAccess": eks.endpoint_private_access,
+        "endpointPublicAccess": eks.endpoint_public_access or building,
     }
-    if spec.eks.endpoint_public_access:
-        access["publicAccessCidrs"] = sorted(spec.eks.public_access_cidrs or [OPEN])
+    if access["endpointPublicAccess"]:
+        cidrs = eks.build_access_cidrs if building else eks.public_access_cidrs
+        access["publicAccessCidrs"] = sorted(cidrs or [OPEN])
     return access
 
 

@@ -16,9 +16,10 @@ What it needs:
   ``ptest<random>-<environment>`` in a spec file of its own, so it never touches, let alone
   deletes, a platform of that environment that already exists in the account.
 - ``PLATFORM_TEST_API_CIDRS`` (optional): the test runs outside the VPC it creates, so it
-  turns on the cluster's public endpoint (the private one stays on) to reach the
-  Kubernetes API; comma-separated CIDRs allowed to use it, e.g. your address/32. Unset,
-  the test allows 0.0.0.0/0 (requests still need AWS authentication).
+  builds the private-only cluster the documented way: public access for
+  ``eks.build_access_cidrs`` alone (the private endpoint stays on); comma-separated CIDRs,
+  e.g. your address/32. Unset, the test allows 0.0.0.0/0 (requests still need AWS
+  authentication).
 - Prefect: the run goes to ``PREFECT_API_URL`` when it is set (watch it in your UI); the
   flow then acts on that server's ``platform-target/<environment>`` block, and so does the
   test. Otherwise it goes to a temporary local server, where the test saves a target for
@@ -101,9 +102,12 @@ def test_spec(tmp_path: Path) -> tuple[Path, PlatformSpec]:
     """A spec file over the chosen overlay: a platform of its own, reachable from here."""
     environment = load_spec(ENVIRONMENT).platform.environment
     name = f"ptest{uuid.uuid4().hex[:6]}"
-    eks: dict[str, Any] = {"cluster_name": f"{name}-{environment}", "endpoint_public_access": True}
     cidrs = [c.strip() for c in os.environ.get("PLATFORM_TEST_API_CIDRS", "").split(",")]
-    eks["public_access_cidrs"] = [c for c in cidrs if c] or ["0.0.0.0/0"]
+    eks: dict[str, Any] = {
+        "cluster_name": f"{name}-{environment}",
+        "endpoint_public_access": False,
+        "build_access_cidrs": [c for c in cidrs if c] or ["0.0.0.0/0"],
+    }
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump({"platform": {"name": name}, "eks": eks}))
     print(f"spec file of this run: {path}\n{path.read_text()}")

@@ -86,6 +86,8 @@ class PlatformRun:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxStack]:
     settings = SandboxSettings()
     settings.latency.time_scale = SANDBOX_TIME_SCALE
+    # EKS tokens live 15 guide minutes at the flows' pace, which sets their renewal.
+    settings.latency.minutes["eks_token"] = 15 * FLOW_TIME_SCALE / SANDBOX_TIME_SCALE
     settings.latency.minutes["eks_cluster"] = EKS_SECONDS / SANDBOX_TIME_SCALE
     with SandboxStack(tmp_path_factory.mktemp("sandbox"), settings) as running:
         yield running

@@ -153,9 +153,8 @@ def test_a_principal_without_an_entry_is_refused_and_policies_bound_the_rest(
     )
     assert namespaces(role, spec, "default") == 200
     assert namespaces(role, spec, "kube-system") == 403
-    with api_client(role, name, None) as api:
-        with pytest.raises(ApiException) as write:
-            k8s.CoreV1Api(api).create_namespaced_config_map("default", {"metadata": {"name": "x"}})
+    with api_client(role, name, None) as api, pytest.raises(ApiException) as write:
+        k8s.CoreV1Api(api).create_namespaced_config_map("default", {"metadata": {"name": "x"}})
     assert write.value.status == 403  # view only
     eks.delete_access_entry(clusterName=name, principalArn=arn)
     assert namespaces(role, spec, "default") == 401

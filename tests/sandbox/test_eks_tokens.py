@@ -63,10 +63,14 @@ def cluster(sandbox: Sandbox) -> tuple[PlatformSpec, AwsClients]:
 
 @pytest.fixture
 def tokens_expire(sandbox: Sandbox, cluster) -> Iterator[float]:
-    """The latency profile on: EKS tokens live 15 guide minutes at ``SCALE``. (Durations
-    count from creation, so the cluster and its groups are waited for again.)"""
+    """The latency profile on: EKS tokens live 15 guide minutes at ``SCALE``, and pods take
+    longer than that to become Ready. (Durations count from creation, so the cluster and
+    its groups are waited for again.)"""
     spec, aws = cluster
-    sandbox.settings.latency.time_scale = SCALE
+    latency = sandbox.settings.latency
+    latency.time_scale = SCALE
+    pod_ready = latency.minutes["pod_ready"]
+    latency.minutes["pod_ready"] = 1.5 * auth.token_lifetime(latency) / SCALE
     eks, name = aws("eks"), spec.eks.cluster_name
     try:
         eks.get_waiter("cluster_active").wait(name=name, WaiterConfig=WAIT)
@@ -74,9 +78,10 @@ def tokens_expire(sandbox: Sandbox, cluster) -> Iterator[float]:
             eks.get_waiter("nodegroup_active").wait(
                 clusterName=name, nodegroupName=group, WaiterConfig=WAIT
             )
-        yield SCALE * auth.EKS_TOKEN_MINUTES
+        yield auth.token_lifetime(latency)
     finally:
-        sandbox.settings.latency.time_scale = 0.0
+        latency.time_scale = 0.0
+        latency.minutes["pod_ready"] = pod_ready
 
 
 def test_the_simulator_checks_eks_tokens_as_eks_does(cluster):
@@ -86,7 +91,7 @@ def test_the_simulator_checks_eks_tokens_as_eks_does(cluster):
     auth.check(f"Bearer {fresh}", latency)
     auth.check(None, latency)  # no credentials: the sandbox has no RBAC
     auth.check(f"Bearer {auth.SANDBOX_TOKEN}", latency)
-    later = time.time() + SCALE * auth.EKS_TOKEN_MINUTES + 1
+    later = time.time() + auth.token_lifetime(latency) + 1
     with pytest.raises(auth.Unauthorized, match="EKS token expired"):
         auth.check(f"Bearer {fresh}", latency, now=later)
     for bad in ("Bearer k8s-aws-v1.bm90LWEtdXJs", "Bearer made-up", "Basic dXNlcjpwdw=="):

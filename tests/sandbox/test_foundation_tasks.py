@@ -395,7 +395,10 @@ def test_cluster_private_endpoint_logs_kept_seven_days_and_n_minus_1(foundation:
     assert described["status"] == "ACTIVE"
     assert described["roleArn"] == foundation.roles.cluster_role_arn
     assert described["resourcesVpcConfig"]["endpointPrivateAccess"] is True
-    assert described["resourcesVpcConfig"]["endpointPublicAccess"] is False
+    # private-only, built from outside the VPC: public for the build CIDRs alone
+    assert not spec.eks.endpoint_public_access
+    assert described["resourcesVpcConfig"]["endpointPublicAccess"] is True
+    assert described["resourcesVpcConfig"]["publicAccessCidrs"] == spec.eks.build_access_cidrs
     assert set(described["resourcesVpcConfig"]["subnetIds"]) == {
         *foundation.network.private_subnets.values(),
         *foundation.network.public_subnets.values(),
@@ -713,7 +716,8 @@ def test_endpoint_and_logging_drift_are_put_back_one_update_at_a_time(
     assert len(updates) == 2
     assert "DescribeUpdate" in log.operations[updates[0] : updates[1]]  # waited in between
     vpc = eks.describe_cluster(name=name)["cluster"]["resourcesVpcConfig"]
-    assert (vpc["endpointPublicAccess"], vpc["endpointPrivateAccess"]) == (False, True)
+    assert (vpc["endpointPublicAccess"], vpc["endpointPrivateAccess"]) == (True, True)
+    assert vpc["publicAccessCidrs"] == spec.eks.build_access_cidrs  # 0.0.0.0/0 taken back
 
 
 def test_public_access_is_limited_to_the_spec_cidrs_and_kept_so(aws, bare_cluster: BareCluster):

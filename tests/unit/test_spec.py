@@ -236,3 +236,13 @@ def test_public_access_names_its_allow_list(spec_data):
     ), caught.value.problems
     set_path(spec_data, "eks.public_access_cidrs", ["203.0.113.0/24"])
     assert validate_spec(spec_data).eks.public_access_cidrs == ["203.0.113.0/24"]
+
+
+def test_endpoint_cidrs_must_be_ipv4_networks(spec_data):
+    set_path(spec_data, "eks.build_access_cidrs", ["203.0.113.7/24", "not-a-cidr"])
+    with pytest.raises(SpecError) as caught:
+        validate_spec(spec_data)
+    (problem,) = caught.value.problems
+    assert problem.startswith("eks.build_access_cidrs: ") and "203.0.113.7/24" in problem
+    set_path(spec_data, "eks.build_access_cidrs", ["203.0.113.0/24"])
+    assert validate_spec(spec_data).eks.build_access_cidrs == ["203.0.113.0/24"]

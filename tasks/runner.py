@@ -1,0 +1,41 @@
+"""Where this run executes, as far as reaching the cluster's API goes.
+
+A private-only endpoint answers only inside the cluster's VPC. A runner outside it (a
+laptop, CI, a worker in another cluster) builds the platform through public access opened
+for ``eks.build_access_cidrs`` alone; later runs go to the in-cluster worker, whose flow-run
+pods carry ``PLATFORM_RUNNER=in-cluster``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from blueprint.spec import PlatformSpec
+
+RUNNER_ENV = "PLATFORM_RUNNER"
+IN_CLUSTER = "in-cluster"
+
+
+def in_cluster() -> bool:
+    return os.environ.get(RUNNER_ENV) == IN_CLUSTER
+
+
+def building_from_outside(spec: PlatformSpec) -> bool:
+    """Public access is opened for the build CIDRs: the endpoint is private-only and this
+    run is outside the VPC."""
+    eks = spec.eks
+    return not eks.endpoint_public_access and bool(eks.build_access_cidrs) and not in_cluster()
+
+
+def reach_problems(spec: PlatformSpec) -> list[str]:
+    """Why this run could never reach the cluster's API (checked before anything starts)."""
+    eks = spec.eks
+    if in_cluster() or eks.endpoint_public_access or eks.build_access_cidrs:
+        return []
+    return [
+        "eks: the cluster's API is private-only (endpoint_public_access: false) and this run "
+        f"executes outside its VPC ({RUNNER_ENV} is not {IN_CLUSTER!r}), where nothing "
+        "reaches it. List the runner's public addresses in eks.build_access_cidrs (public "
+        "access for them alone while the platform is built), or run it from the platform's "
+        "in-cluster work pool; see docs/running-on-aws.md"
+    ]
