@@ -153,10 +153,12 @@ class Latency:
 class SandboxSettings:
     latency: Latency = field(default_factory=Latency)
     faults: FaultBook = field(default_factory=FaultBook)
+    # Service Quotas values by SERVICE/CODE over the sandbox's own (sandbox/aws/quotas.py)
+    quotas: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SandboxSettings:
-        unknown = set(data) - {"time_scale", "latency_minutes", "faults"}
+        unknown = set(data) - {"time_scale", "latency_minutes", "faults", "quotas"}
         if unknown:
             raise SettingsError(f"unknown sandbox settings {sorted(unknown)}")
         minutes = data.get("latency_minutes") or {}
@@ -182,7 +184,13 @@ class SandboxSettings:
                 raise SettingsError(
                     f"faults: {item!r} is neither NAME[:TARGET[:COUNT]] nor a mapping"
                 )
-        return cls(latency, FaultBook(faults))
+        quotas = data.get("quotas") or {}
+        if not isinstance(quotas, dict) or not all(
+            isinstance(k, str) and k.count("/") == 1 for k in quotas
+        ):
+            raise SettingsError("quotas: expected a mapping of SERVICE/CODE to a value")
+        values = {k: _number(f"quotas.{k}", v) for k, v in quotas.items()}
+        return cls(latency, FaultBook(faults), values)
 
     @classmethod
     def from_file(cls, path: Path) -> SandboxSettings:
@@ -208,4 +216,5 @@ class SandboxSettings:
             "time_scale": self.latency.time_scale,
             "latency_minutes": dict(self.latency.minutes),
             "faults": [asdict(f) for f in self.faults.list()],
+            "quotas": dict(self.quotas),
         }

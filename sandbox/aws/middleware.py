@@ -3,8 +3,9 @@
 Order per request: identify the operation; if an ``aws-throttle``, ``aws-error`` or
 ``aws-denied`` fault targets it, answer with that error in the request's protocol (each
 answer uses up one count of the fault, so ``count: N`` means "the next N calls"); EKS calls
-go to the local EKS API; S3, EC2 and load balancer calls pass the rules moto does not keep
-(``s3_rules``, ``ec2_rules``, ``elb_rules``); all others reach moto unchanged.
+go to the local EKS API; S3, EC2, load balancer and Service Quotas calls pass the rules
+moto does not keep (``s3_rules``, ``ec2_rules``, ``elb_rules``, ``quotas``); all others reach
+moto unchanged.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sandbox.aws.elb_rules import ElbRules
 from sandbox.aws.errors import denied, error_response, throttling, unavailable
 from sandbox.aws.moto_app import WsgiApp
 from sandbox.aws.operations import Operation, OperationIdentifier
+from sandbox.aws.quotas import QuotaRules
 from sandbox.aws.s3_rules import S3Rules
 from sandbox.settings import SandboxSettings
 
@@ -37,6 +39,7 @@ class AwsFrontend:
         lingering = Lingering(lambda: settings.latency)
         self._ec2 = Ec2Rules(moto_app, lingering)
         self._elb = ElbRules(moto_app, lingering)
+        self._quotas = QuotaRules(moto_app, settings)
         self._settings = settings
         self._identifier = OperationIdentifier()
         self._lock = threading.Lock()
@@ -67,6 +70,8 @@ class AwsFrontend:
             return self._ec2(operation, environ, start_response)
         if operation.service == "elasticloadbalancing":
             return self._elb(operation, environ, start_response)
+        if operation.service == "servicequotas":
+            return self._quotas(operation, environ, start_response)
         return self._moto(environ, start_response)
 
     def _fault(self, operation: Operation) -> Response | None:
