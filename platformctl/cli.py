@@ -54,21 +54,88 @@ def plan(
         str, typer.Option(help="Which end of the guide's duration ranges: min, mid or max")
     ] = "max",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    check_account: Annotated[
+        bool,
+        typer.Option(
+            "--check-account",
+            help="Read the account (read-only): the principal, each quota's limit and usage; "
+            "exit 1 when one is short",
+        ),
+    ] = False,
 ) -> None:
-    """Show what a run will do, when each component starts, and the critical path."""
+    """Show what a run will do, when each component starts, the critical path, and what it
+    needs from the AWS account."""
+    from blueprint.quotas import quota_needs
+
+    checked = None
     try:
         if profile not in ("min", "mid", "max"):
             raise SpecError([f"--profile: {profile!r} is not one of min, mid, max"])
-        result = make_plan(load_spec(env, spec), load_catalogue(), profile)  # type: ignore[arg-type]
+        platform_spec = load_spec(env, spec)
+        result = make_plan(platform_spec, load_catalogue(), profile)  # type: ignore[arg-type]
+        needs = quota_needs(platform_spec)
+        if check_account:
+            from platformctl.account import check
+
+            quiet_prefect()
+
+            checked = check(platform_spec)
     except SpecError as exc:
         fail(exc)
-    if as_json:
-        json.dump(result.to_json(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return
-    from platformctl.plan_view import render_plan
+    from platformctl.account import principal_source
 
-    render_plan(result, Console(highlight=False))
+    if as_json:
+        document = result.to_json()
+        document["account"] = {
+            "region": platform_spec.platform.region,
+            "runs_as": principal_source(platform_spec),
+            "quotas": [n.to_json() for n in needs],
+        }
+        if checked is not None:
+            document["account_check"] = checked.to_json()
+        json.dump(document, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        from platformctl.account import render_check, render_needs
+        from platformctl.plan_view import render_plan
+
+        console = Console(highlight=False)
+        render_plan(result, console)
+        if checked is None:
+            render_needs(needs, platform_spec, console)
+        else:
+            render_check(checked, console)
+    if checked is not None and checked.short:
+        raise typer.Exit(1)
+
+
+@app.command("iam-policy")
+def iam_policy(
+    env: EnvOption = None,
+    spec: SpecOption = None,
+    account: Annotated[
+        str | None,
+        typer.Option(
+            "--account",
+            help="The AWS account ID (default: the running sandbox's, or the default "
+            "credential chain's; a ${AWS::AccountId} placeholder without credentials)",
+        ),
+    ] = None,
+) -> None:
+    """Print the least-privilege IAM policy (JSON) the runner needs: every AWS operation
+    the product calls, on the spec's own resources."""
+    from platformctl.account import account_id
+    from tasks.aws.permissions import iam_policy as make_policy
+
+    try:
+        platform_spec = load_spec(env, spec)
+        account_or_placeholder, note = account_id(platform_spec, account)
+    except SpecError as exc:
+        fail(exc)
+    if note:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"note: {note}", markup=False)
+    json.dump(make_policy(platform_spec, account_or_placeholder), sys.stdout, indent=2)
+    sys.stdout.write("\n")
 
 
 @app.command()

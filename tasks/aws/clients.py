@@ -65,12 +65,12 @@ class AwsClients:
 
     def account_id(self) -> str:
         """The account the credentials act in (STS GetCallerIdentity, asked once)."""
-        with self._lock:
-            if self._account_id is None:
-                sts = self._session.client("sts", **self._params)
-                with aws_call("sts:GetCallerIdentity"):
-                    self._account_id = sts.get_caller_identity()["Account"]
-            return self._account_id
+        if self._account_id is None:
+            # A client like every other (its hooks see the call); asked outside the lock,
+            # which creating that client takes. Two threads may both ask: same answer.
+            with aws_call("sts:GetCallerIdentity"):
+                self._account_id = self("sts").get_caller_identity()["Account"]
+        return self._account_id
 
     def environment(self) -> dict[str, str]:
         """The credentials, region and endpoint as the environment variables boto3 reads:

@@ -52,9 +52,19 @@ from flows.teardown import teardown_platform
 from sandbox.aws.moto_app import ACCOUNT_ID
 from sandbox.settings import SandboxSettings
 from sandbox.stack import SandboxStack
+from tasks.aws.account import check_account
 from tasks.aws.clients import aws_clients
-from tasks.aws.identity import Identity
+from tasks.aws.iam import role_names
+from tasks.aws.identity import PART_TAG, Identity, tag_dict
 from tasks.aws.inventory import aws_inventory
+from tasks.aws.permissions import (
+    UnknownOperation,
+    actions_of,
+    grants_of,
+    iam_policy,
+    policy_actions,
+)
+from tasks.aws.s3 import ensure_bucket
 from tasks.helm import MANAGED_BY
 from tests.e2e.prefect_queries import task_run_messages
 
@@ -221,6 +231,17 @@ def aws_calls(target: PlatformTarget) -> AwsCalls:
     return calls
 
 
+@pytest.fixture(scope="module")
+def every_call(target: PlatformTarget) -> AwsCalls:
+    """Every operation the product calls in this module, from the account check on: the
+    run, its convergence, the teardowns, the inventories (never taken, kept whole)."""
+    calls = AwsCalls()
+    aws = aws_clients(target.aws_credentials, target.region)
+    aws.register("before-call", calls)
+    check_account(SPEC, aws)  # what `platformctl plan --check-account` does first
+    return calls
+
+
 def helm_list(helm: str, stack: SandboxStack) -> dict[str, dict[str, Any]]:
     assert stack.target is not None
     out = subprocess.run(
@@ -259,7 +280,11 @@ def teardown(confirm: str = "sandbox") -> State:
 
 @pytest.fixture(scope="module")
 def platform(
-    dns_token_block: str, helm_binary: str, stack: SandboxStack, target: PlatformTarget
+    dns_token_block: str,
+    helm_binary: str,
+    stack: SandboxStack,
+    target: PlatformTarget,
+    every_call: AwsCalls,
 ) -> None:
     """The whole platform, up."""
     state = asyncio.run(
@@ -270,8 +295,85 @@ def platform(
 
 
 @pytest.fixture(scope="module")
+def converged(
+    platform: None, cloud: Callable[[str], Any], target: PlatformTarget, every_call: AwsCalls
+) -> None:
+    """Drift of each kind a run puts back, made behind the platform's back, then put back
+    by a run of the foundation and of the buckets, so that the product's repair calls are
+    among those recorded. The Mimir bucket is left holding object versions, as Mimir would,
+    for the teardown to empty."""
+    ec2, iam, eks, s3 = (cloud(s) for s in ("ec2", "iam", "eks", "s3"))
+    me = Identity.of(SPEC)
+    (vpc,) = ec2.describe_vpcs(Filters=me.filters("vpc"))["Vpcs"]
+    tables = {
+        tag_dict(t["Tags"])[PART_TAG]: t
+        for t in ec2.describe_route_tables(Filters=me.filters("vpc"))["RouteTables"]
+    }
+    public, private = tables["public"], tables["private"]
+    gateway = next(
+        r["GatewayId"] for r in public["Routes"] if r.get("GatewayId", "").startswith("igw-")
+    )
+    # the private default route to the internet gateway instead of the NAT
+    ec2.replace_route(
+        RouteTableId=private["RouteTableId"], DestinationCidrBlock="0.0.0.0/0", GatewayId=gateway
+    )
+    # a private subnet moved to a route table that is not the platform's
+    stranger = ec2.create_route_table(VpcId=vpc["VpcId"])["RouteTable"]["RouteTableId"]
+    moved = next(a for a in private["Associations"] if a.get("SubnetId"))
+    ec2.replace_route_table_association(
+        AssociationId=moved["RouteTableAssociationId"], RouteTableId=stranger
+    )
+    # the S3 endpoint taken off the public route table
+    (endpoint,) = ec2.describe_vpc_endpoints(Filters=me.filters("vpc"))["VpcEndpoints"]
+    ec2.modify_vpc_endpoint(
+        VpcEndpointId=endpoint["VpcEndpointId"], RemoveRouteTableIds=[public["RouteTableId"]]
+    )
+    # the node role trusting nobody
+    nobody = '{"Version": "2012-10-17", "Statement": []}'
+    iam.update_assume_role_policy(RoleName=role_names(SPEC)["node"], PolicyDocument=nobody)
+    # the cluster's logging cut down, a node group scaled off the spec, a launch template
+    # version made by hand, the EBS CSI add-on given another role
+    eks.update_cluster_config(
+        name=CLUSTER, logging={"clusterLogging": [{"types": ["api"], "enabled": True}]}
+    )
+    group = next(iter(SPEC.node_groups))
+    eks.update_nodegroup_config(
+        clusterName=CLUSTER,
+        nodegroupName=group,
+        scalingConfig={"minSize": 1, "maxSize": 5, "desiredSize": 1},
+    )
+    ec2.create_launch_template_version(
+        LaunchTemplateName=f"{me.prefix}-{group}",
+        SourceVersion="$Latest",
+        VersionDescription="made by hand",
+        LaunchTemplateData={},
+    )
+    node_role = iam.get_role(RoleName=role_names(SPEC)["node"])["Role"]["Arn"]
+    eks.update_addon(
+        clusterName=CLUSTER, addonName="aws-ebs-csi-driver", serviceAccountRoleArn=node_role
+    )
+    # the Mimir bucket versioned, without its component tag, holding objects
+    bucket = bucket_name(SPEC, "mimir", ACCOUNT_ID)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_tagging(
+        Bucket=bucket,
+        Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in me.owner_tags().items()]},
+    )
+    for body in (b"one", b"two"):
+        s3.put_object(Bucket=bucket, Key="blocks/meta.json", Body=body)
+
+    state = asyncio.run(
+        bootstrap_platform(environment="sandbox", workflows=["foundation"], return_state=True)
+    )
+    changes = ensure_bucket(SPEC, aws_clients(target.aws_credentials, target.region), "mimir")
+    ec2.delete_route_table(RouteTableId=stranger)  # empty again: the run moved the subnet back
+    assert state.is_completed(), state.message
+    assert changes.changes == ["tags", "versioning suspended"]
+
+
+@pytest.fixture(scope="module")
 def refused(
-    platform: None,
+    converged: None,
     aws_calls: AwsCalls,
     target: PlatformTarget,
     helm_binary: str,
@@ -630,3 +732,28 @@ def test_what_has_the_platforms_names_but_not_its_tags_stops_up_and_teardown_unt
     )
     assert iam.list_attached_role_policies(RoleName=strangers["role"])["AttachedPolicies"] == []
     assert s3.get_object(Bucket=strangers["bucket"], Key="theirs")["Body"].read() == b"data"
+
+
+# ------------------------------------------------------- the runner's IAM policy
+
+
+def test_the_iam_policy_allows_exactly_what_the_product_called(every_call: AwsCalls):
+    """The module's last test: every AWS operation the product called here (the account
+    check, the whole platform, the teardowns, a load balancer left without its Service and
+    one out of the cluster's reach, the names of someone else's) is in the permission
+    table, the policy allows what each needs, and names nothing that was never called.
+    An action that fails the last check is named: trim the table, or make a test call it."""
+    called = sorted({op for _, op in every_call.calls})
+    unknown = []
+    for operation in called:
+        try:
+            grants_of(operation)
+        except UnknownOperation:
+            unknown.append(operation)
+    assert unknown == [], f"called but not in tasks/aws/permissions.py: {unknown}"
+    policy = iam_policy(SPEC, ACCOUNT_ID)
+    allowed = policy_actions(policy)
+    needed = actions_of(called)
+    missing, never_called = sorted(needed - allowed), sorted(allowed - needed)
+    assert missing == [], f"called but not allowed by the policy: {missing}"
+    assert never_called == [], f"in the policy but never called here: {never_called}"

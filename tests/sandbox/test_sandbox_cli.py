@@ -105,3 +105,45 @@ def test_bad_settings_are_rejected_before_starting(tmp_path):
     result = ctl(tmp_path, "up", "--time-scale", "-1")
     assert result.returncode == 2 and "--time-scale" in result.stderr
     assert not (tmp_path / "state.json").exists()
+
+
+def platformctl(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A command of the product against the sandbox of ``state_dir``."""
+    return subprocess.run(
+        [str(PLATFORMCTL), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"},
+            "COLUMNS": "250",
+            "PLATFORM_SANDBOX_DIR": str(state_dir),
+        },
+    )
+
+
+def test_plan_checks_the_account_and_exits_1_when_a_quota_is_short(sandbox, tmp_path):
+    state_dir, _, _ = sandbox
+    result = platformctl(state_dir, "plan", "--env", "sandbox", "--check-account")
+    assert result.returncode == 0, result.stderr
+    assert "Account 123456789012, region us-east-1" in result.stdout
+    assert "Runs as: arn:aws:sts::123456789012:" in result.stdout
+    assert "ec2/L-1216C47A" in result.stdout and "short" not in result.stdout
+
+    site = tmp_path / "site.yaml"
+    site.write_text("node_groups: {workload: {desired_size: 20, max_size: 20}}\n")
+    args = ("plan", "--env", "sandbox", "--spec", str(site), "--check-account", "--json")
+    short = platformctl(state_dir, *args)
+    assert short.returncode == 1, short.stderr
+    checked = json.loads(short.stdout)["account_check"]
+    assert checked["short"] == ["All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests"]
+    (spot,) = [q for q in checked["quotas"] if q["code"] == "L-34B43A08"]
+    assert (spot["needed"], spot["limit"], spot["status"]) == (40, 32, "short")
+
+
+def test_iam_policy_names_the_sandbox_account(sandbox):
+    state_dir, _, _ = sandbox
+    result = platformctl(state_dir, "iam-policy", "--env", "sandbox")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    policy = json.loads(result.stdout)
+    assert ":123456789012:" in json.dumps(policy) and "AWS::AccountId" not in result.stdout

@@ -110,3 +110,57 @@ def test_unknown_environment_and_profile():
 
 def test_missing_spec_file(tmp_path):
     _fails(run("plan", "--spec", str(tmp_path / "nope.yaml")), "cannot read")
+
+
+# ----------------------------------------------------- what the run needs from the account
+
+NO_AWS = {
+    "AWS_CONFIG_FILE": "/nonexistent",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+def run_without_aws(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(NO_AWS, COLUMNS="200", **extra)
+    return subprocess.run(
+        [str(PLATFORMCTL), *args], capture_output=True, text=True, timeout=60, env=env
+    )
+
+
+def test_plan_names_the_quotas_and_the_principal(plan_json):
+    account = plan_json["account"]
+    assert account["region"] == "us-east-1"
+    assert "sandbox" in account["runs_as"]
+    codes = {q["code"]: q for q in account["quotas"]}
+    assert codes["L-1216C47A"]["needed"] == 6 and codes["L-34B43A08"]["at_most"] == 16
+    assert "account_check" not in plan_json
+    table = run("plan", "--env", "production").stdout
+    assert "What the run needs from the account (region eu-west-1)" in table
+    assert "ec2/L-0263D0A3" in table and "platformctl iam-policy --env production" in table
+
+
+def test_check_account_without_a_sandbox_running_says_so(tmp_path):
+    result = run_without_aws(
+        "plan", "--env", "sandbox", "--check-account", PLATFORM_SANDBOX_DIR=str(tmp_path)
+    )
+    _fails(result, "--check-account: --env sandbox: no sandbox running")
+
+
+def test_iam_policy_is_a_policy_document_with_a_named_placeholder():
+    result = run_without_aws("iam-policy", "--env", "production")
+    assert result.returncode == 0, result.stderr
+    policy = json.loads(result.stdout)
+    assert policy["Version"] == "2012-10-17" and isinstance(policy["Statement"], list)
+    for statement in policy["Statement"]:
+        assert {"Effect", "Action", "Resource"} <= set(statement)
+    assert "${AWS::AccountId}" in result.stdout
+    assert result.stderr.startswith("note: no AWS credentials found: ${AWS::AccountId}")
+    named = json.loads(run_without_aws("iam-policy", "--account", "111122223333").stdout)
+    assert ":111122223333:" in json.dumps(named) and "AccountId" not in json.dumps(named)
+
+
+def test_iam_policy_bad_input():
+    _fails(run_without_aws("iam-policy", "--account", "12345"), "--account: '12345' is not")
+    _fails(run_without_aws("iam-policy", "--env", "staging"), "unknown environment 'staging'")
