@@ -328,9 +328,12 @@ def converged(
     ec2.modify_vpc_endpoint(
         VpcEndpointId=endpoint["VpcEndpointId"], RemoveRouteTableIds=[public["RouteTableId"]]
     )
-    # the node role trusting nobody
-    nobody = '{"Version": "2012-10-17", "Statement": []}'
-    iam.update_assume_role_policy(RoleName=role_names(SPEC)["node"], PolicyDocument=nobody)
+    # the node role trusting a service it should not
+    lambdas = {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}}
+    trust = {"Version": "2012-10-17", "Statement": [{**lambdas, "Action": "sts:AssumeRole"}]}
+    iam.update_assume_role_policy(
+        RoleName=role_names(SPEC)["node"], PolicyDocument=json.dumps(trust)
+    )
     # the cluster's logging cut down, a node group scaled off the spec, a launch template
     # version made by hand, the EBS CSI add-on given another role
     eks.update_cluster_config(
