@@ -131,6 +131,9 @@ class FaultBook:
 class Latency:
     time_scale: float = 0.0  # wall seconds per guide minute; 0: everything is instant
     minutes: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MINUTES))
+    # An EKS token lives ``eks_token`` minutes at the scale, but never less than this: what
+    # a client pays to renew one (a process start, a signature) does not shrink with time.
+    min_token_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if self.time_scale < 0:

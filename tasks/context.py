@@ -48,7 +48,9 @@ class RunContext:
         if config is not None:
             document = {**config.config, "current-context": config.context_name}
         else:
-            lifetime = self.pace.seconds(LIFETIME_SECONDS)
+            # At least the pace's shortest budget: a credential minted every moment would
+            # cost a process start per request.
+            lifetime = self.pace.budget(LIFETIME_SECONDS)
             document = eks_kubeconfig(self.aws, self.spec.eks.cluster_name, lifetime)
             extra = self.aws.environment()
         path = write_kubeconfig(document)

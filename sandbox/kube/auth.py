@@ -57,8 +57,9 @@ def check(authorization: str | None, latency: Latency, now: float | None = None)
 def token_lifetime(latency: Latency) -> float:
     """How long an EKS token is accepted after its X-Amz-Date: which counts whole seconds,
     so a token signed a moment ago may look a second old."""
-    scaled = latency.seconds("eks_token") if latency.time_scale > 0 else REAL_TOKEN_SECONDS
-    return scaled + 1
+    if latency.time_scale <= 0:
+        return REAL_TOKEN_SECONDS + 1
+    return max(latency.seconds("eks_token"), latency.min_token_seconds) + 1
 
 
 def _discovery(path: str) -> bool:

@@ -48,6 +48,8 @@ LOG_GROUPS = "log-groups"  # the region's log groups (DescribeLogGroups lists by
 BUCKETS = "buckets"  # the Mimir and Loki buckets
 OBJECTS = "objects"  # the objects in them (a teardown empties them)
 CLUSTER_LOAD_BALANCERS = "cluster-load-balancers"  # tagged for the cluster
+CLUSTER_TARGET_GROUPS = "cluster-target-groups"  # the load balancer controller's, left over
+LEFT_INTERFACES = "left-interfaces"  # detached interfaces a deleted load balancer left
 QUOTAS = "quotas"  # the quotas `plan --check-account` reads
 
 Grant = tuple[str, str]  # (IAM action, scope)
@@ -95,13 +97,17 @@ OPERATIONS: dict[str, dict[str, tuple[Grant, ...]]] = {
             "DescribeLaunchTemplateVersions",
             "DescribeLaunchTemplates",
             "DescribeNatGateways",
+            "DescribeNetworkInterfaces",
             "DescribeRouteTables",
             "DescribeSecurityGroups",
             "DescribeSubnets",
+            "DescribeVolumes",
             "DescribeVpcAttribute",
             "DescribeVpcEndpoints",
             "DescribeVpcs",
         ),
+        # Untagged, made by ELB; the teardown deletes only those detached in the VPC.
+        "DeleteNetworkInterface": _own("ec2", "DeleteNetworkInterface", LEFT_INTERFACES),
         "CreateVpc": _ec2_create("CreateVpc", "vpc", parent=False),
         "CreateSubnet": _ec2_create("CreateSubnet", "subnet"),
         "CreateInternetGateway": _ec2_create("CreateInternetGateway", "internet-gateway", False),
@@ -125,6 +131,7 @@ OPERATIONS: dict[str, dict[str, tuple[Grant, ...]]] = {
             "DeleteSecurityGroup",
             "DeleteSubnet",
             "DeleteVpc",
+            "DeleteVolume",  # tagged through the StorageClass
             "DeleteVpcEndpoints",
             "DetachInternetGateway",
             "DisassociateRouteTable",
@@ -138,6 +145,7 @@ OPERATIONS: dict[str, dict[str, tuple[Grant, ...]]] = {
     },
     "eks": {
         **_reads("eks", "DescribeAddonVersions", "DescribeClusterVersions", "ListClusters"),
+        "CreateAccessEntry": _own("eks", "CreateAccessEntry", CLUSTER, EKS_TAGS),
         "CreateCluster": _own(
             "eks",
             "CreateCluster",
@@ -158,14 +166,19 @@ OPERATIONS: dict[str, dict[str, tuple[Grant, ...]]] = {
         "UpdateAddon": _own("eks", "UpdateAddon", CLUSTER, PASS_TO_EKS),
         **_reads(
             "eks",
+            "AssociateAccessPolicy",
+            "DeleteAccessEntry",
             "DeleteAddon",
             "DeleteCluster",
             "DeleteNodegroup",
+            "DescribeAccessEntry",
             "DescribeAddon",
             "DescribeCluster",
             "DescribeNodegroup",
             "DescribeUpdate",
+            "ListAccessEntries",
             "ListAddons",
+            "ListAssociatedAccessPolicies",
             "ListNodegroups",
             "UpdateClusterConfig",
             "UpdateNodegroupConfig",
@@ -230,8 +243,11 @@ OPERATIONS: dict[str, dict[str, tuple[Grant, ...]]] = {
         **_reads("elasticloadbalancing", "DeleteLoadBalancer", scope=CLUSTER_LOAD_BALANCERS),
     },
     "elbv2": {
-        **_reads("elasticloadbalancing", "DescribeLoadBalancers", "DescribeTags"),
+        **_reads(
+            "elasticloadbalancing", "DescribeLoadBalancers", "DescribeTags", "DescribeTargetGroups"
+        ),
         **_reads("elasticloadbalancing", "DeleteLoadBalancer", scope=CLUSTER_LOAD_BALANCERS),
+        **_reads("elasticloadbalancing", "DeleteTargetGroup", scope=CLUSTER_TARGET_GROUPS),
     },
     "sts": {
         # Needs no permission; EKS tokens are presigned GetCallerIdentity URLs, never sent.
@@ -363,6 +379,7 @@ def _statements(
             names.eks(f"cluster/{cluster}"),
             names.eks(f"nodegroup/{cluster}/*/*"),
             names.eks(f"addon/{cluster}/*/*"),
+            names.eks(f"access-entry/{cluster}/*"),
         ]
         return [one("EksCluster", resources)]
     if scope == LOG_GROUP:
@@ -388,6 +405,13 @@ def _statements(
                 {"StringEquals": {f"aws:ResourceTag/{CONTROLLER_CLUSTER_TAG}": cluster}},
             ),
         ]
+    if scope == CLUSTER_TARGET_GROUPS:
+        groups = [f"{names.arn}:elasticloadbalancing:{region}:{names.account}:targetgroup/*"]
+        condition = {"StringEquals": {f"aws:ResourceTag/{CONTROLLER_CLUSTER_TAG}": cluster}}
+        return [one("TargetGroupsOfTheClusterController", groups, condition)]
+    if scope == LEFT_INTERFACES:
+        # ELB's interfaces carry no tags and the VPC's ID is not known before it exists.
+        return [one("InterfacesLeftByLoadBalancers", [names.ec2("network-interface/*")])]
     if scope == QUOTAS:
         resources = [
             f"{names.arn}:servicequotas:{region}:{names.account}:{q.service}/{q.code}"

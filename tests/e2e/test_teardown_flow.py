@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -40,7 +38,6 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
-from prefect_kubernetes.credentials import KubernetesClusterConfig
 
 from blocks.target import PlatformTarget
 from blueprint.catalogue import load_catalogue
@@ -57,6 +54,7 @@ from tasks.aws.clients import aws_clients
 from tasks.aws.iam import role_names
 from tasks.aws.identity import PART_TAG, Identity, tag_dict
 from tasks.aws.inventory import aws_inventory
+from tasks.aws.loadbalancers import CONTROLLER_CLUSTER_TAG
 from tasks.aws.permissions import (
     UnknownOperation,
     actions_of,
@@ -65,6 +63,7 @@ from tasks.aws.permissions import (
     policy_actions,
 )
 from tasks.aws.s3 import ensure_bucket
+from tasks.aws.volumes import volume_tags
 from tasks.helm import MANAGED_BY
 from tests.e2e.prefect_queries import task_run_messages
 
@@ -296,7 +295,11 @@ def platform(
 
 @pytest.fixture(scope="module")
 def converged(
-    platform: None, cloud: Callable[[str], Any], target: PlatformTarget, every_call: AwsCalls
+    platform: None,
+    cloud: Callable[[str], Any],
+    target: PlatformTarget,
+    every_call: AwsCalls,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     """Drift of each kind a run puts back, made behind the platform's back, then put back
     by a run of the foundation and of the buckets, so that the product's repair calls are
@@ -355,6 +358,15 @@ def converged(
     eks.update_addon(
         clusterName=CLUSTER, addonName="aws-ebs-csi-driver", serviceAccountRoleArn=node_role
     )
+    # an admin principal of the spec without its entry, and an entry of the platform's
+    # whose principal has left the spec
+    admin, gone = (
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        for name in ("ci-runner", "former-operator")
+    )
+    eks.create_access_entry(clusterName=CLUSTER, principalArn=gone, tags=me.tags("eks"))
+    spec_file = tmp_path_factory.mktemp("converged") / "admins.yaml"
+    spec_file.write_text(json.dumps({"eks": {"admin_principals": [admin]}}))
     # the Mimir bucket versioned, without its component tag, holding objects
     bucket = bucket_name(SPEC, "mimir", ACCOUNT_ID)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
@@ -366,8 +378,15 @@ def converged(
         s3.put_object(Bucket=bucket, Key="blocks/meta.json", Body=body)
 
     state = asyncio.run(
-        bootstrap_platform(environment="sandbox", workflows=["foundation"], return_state=True)
+        bootstrap_platform(
+            environment="sandbox",
+            workflows=["foundation"],
+            spec_file=str(spec_file),
+            return_state=True,
+        )
     )
+    entries = eks.list_access_entries(clusterName=CLUSTER)["accessEntries"]
+    assert admin in entries and gone not in entries
     changes = ensure_bucket(SPEC, aws_clients(target.aws_credentials, target.region), "mimir")
     ec2.delete_route_table(RouteTableId=stranger)  # empty again: the run moved the subnet back
     assert state.is_completed(), state.message
@@ -421,6 +440,27 @@ def first(
         )["LoadBalancers"][0]["LoadBalancerArn"]
     assert balancers, "the ingress workflow made no LoadBalancer Service"
     balancers_gone: dict[str, float] = {}
+    # What a controller out of reach leaves: a volume made for a claim, a target group, an
+    # interface detached from a load balancer.
+    zone = subnets["Subnets"][0]["AvailabilityZone"]
+    ec2.create_volume(
+        Size=1,
+        AvailabilityZone=zone,
+        TagSpecifications=[
+            {
+                "ResourceType": "volume",
+                "Tags": [{"Key": k, "Value": v} for k, v in volume_tags(SPEC).items()],
+            }
+        ],
+    )
+    elbv2.create_target_group(
+        Name="k8s-left-behind",
+        Protocol="TCP",
+        Port=80,
+        VpcId=vpc["VpcId"],
+        Tags=[{"Key": CONTROLLER_CLUSTER_TAG, "Value": CLUSTER}],
+    )
+    ec2.create_network_interface(SubnetId=subnets["Subnets"][0]["SubnetId"])
 
     def controller(service: str) -> None:
         if service in balancers:
@@ -471,10 +511,10 @@ def test_teardown_completes_and_leaves_nothing(
     assert inventory(target) == []
     assert helm_list(helm_binary, stack) == {}
     assert core.list_namespace(label_selector=MANAGED).items == []
+    # The cluster went with EKS: nothing in it is left to look at.
     assert first.result["checked"] == [
         "AWS resources tagged for the platform",
         "load balancers and target groups tagged for its cluster",
-        "namespaces and helm releases in the cluster",
     ]
     assert sorted(first.deleted("helm-releases")) == sorted(
         f"release {CATALOGUE.component(c).namespace_in(SPEC)}/{r}" for r, c in RELEASES.items()
@@ -483,6 +523,9 @@ def test_teardown_completes_and_leaves_nothing(
         assert first.deleted(f"bucket-{part}") == [f"bucket {bucket_name(SPEC, part, ACCOUNT_ID)}"]
     assert f"cluster {CLUSTER}" in first.deleted("eks-cluster")
     assert any(item.startswith("vpc ") for item in first.deleted("network"))
+    # what controllers out of reach left: found by tag and deleted
+    assert len(first.deleted("ebs-volumes")) == 1, first.result["steps"]
+    assert "target group k8s-left-behind" in first.deleted("network")
 
 
 def test_load_balancers_go_before_the_releases_and_the_vpc(first: Teardown):
@@ -595,7 +638,11 @@ def test_a_second_teardown_completes_and_changes_nothing(second: Any):
     assert state.is_completed(), state.message
     result = state.result()
     assert result["deleted"] == 0
-    assert {s["step"]: s["deleted"] for s in result["steps"]} == {s: [] for s in STEPS}
+    # EKS has no cluster now, so the steps inside one are not taken.
+    assert result["cluster"].startswith("out of reach")
+    assert {s["step"]: s["deleted"] for s in result["steps"]} == {
+        s: [] for s in STEPS if s not in IN_CLUSTER_STEPS
+    }
     assert mutating(calls) == []
     assert "ec2:DescribeVpcs" in {op for _, op in calls}
 
@@ -624,27 +671,10 @@ def test_a_load_balancer_without_its_service_is_deleted_directly(
 
 
 @pytest.fixture
-def cluster_out_of_reach(target: PlatformTarget) -> Iterator[None]:
-    """The target block with its kubeconfig pointing at a port nothing listens on."""
-    assert target.cluster_config is not None
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    kubeconfig = copy.deepcopy(target.cluster_config.config)
-    for entry in kubeconfig["clusters"]:
-        entry["cluster"]["server"] = f"http://127.0.0.1:{closed_port}"
-    unreachable = target.model_copy(
-        update={
-            "cluster_config": KubernetesClusterConfig(
-                config=kubeconfig, context_name=target.cluster_config.context_name
-            )
-        }
-    )
-    unreachable.save("sandbox", overwrite=True)
-    try:
-        yield
-    finally:
-        target.save("sandbox", overwrite=True)
+def cluster_out_of_reach(target: PlatformTarget, cloud: Callable[[str], Any]) -> None:
+    """The target reaches the cluster through EKS, and EKS has no cluster of that name."""
+    assert target.cluster_config is None
+    assert CLUSTER not in cloud("eks").list_clusters()["clusters"]
 
 
 def test_with_the_cluster_out_of_reach_its_load_balancers_are_deleted_directly(

@@ -69,6 +69,7 @@ def tokens_expire(sandbox: Sandbox, cluster) -> Iterator[float]:
     spec, aws = cluster
     latency = sandbox.settings.latency
     latency.time_scale = SCALE
+    latency.min_token_seconds = 0.0
     pod_ready = latency.minutes["pod_ready"]
     latency.minutes["pod_ready"] = 1.5 * auth.token_lifetime(latency) / SCALE
     eks, name = aws("eks"), spec.eks.cluster_name
@@ -82,11 +83,12 @@ def tokens_expire(sandbox: Sandbox, cluster) -> Iterator[float]:
     finally:
         latency.time_scale = 0.0
         latency.minutes["pod_ready"] = pod_ready
+        latency.min_token_seconds = Latency().min_token_seconds
 
 
 def test_the_simulator_checks_eks_tokens_as_eks_does(cluster):
     spec, aws = cluster
-    latency = Latency(time_scale=SCALE)
+    latency = Latency(time_scale=SCALE, min_token_seconds=0.0)
     fresh = eks_token(aws, spec.eks.cluster_name)
     auth.check(f"Bearer {fresh}", latency)
     auth.check(None, latency)  # no credentials: the sandbox has no RBAC
