@@ -37,5 +37,5 @@ def reach_problems(spec: PlatformSpec) -> list[str]:
         f"executes outside its VPC ({RUNNER_ENV} is not {IN_CLUSTER!r}), where nothing "
         "reaches it. List the runner's public addresses in eks.build_access_cidrs (public "
         "access for them alone while the platform is built), or run it from the platform's "
-        "in-cluster work pool; see docs/running-on-aws.md"
+        "in-cluster work pool; see docs/aws-account.md"
     ]

@@ -51,7 +51,7 @@ def test_a_private_only_spec_with_no_way_in_stops_before_anything_starts(
         preflight(spec, [])
     (problem,) = refused.value.problems
     assert "private-only" in problem and "eks.build_access_cidrs" in problem
-    assert "in-cluster work pool" in problem and "docs/running-on-aws.md" in problem
+    assert "in-cluster work pool" in problem and "docs/aws-account.md" in problem
     monkeypatch.setenv(RUNNER_ENV, IN_CLUSTER)
     preflight(spec, [])  # inside the VPC: nothing to open
 
