@@ -112,12 +112,10 @@ def save_blocks(state: dict) -> list[str]:
     spec = load_spec(SANDBOX_ENV)
     target = save_sandbox_blocks(spec, state)
     name = target.environment
-    return [
-        f"platform-target/{name}",
-        f"aws-credentials/{name}",
-        f"kubernetes-cluster-config/{name}",
-        f"secret/{dns_token_block(spec)}",
-    ]
+    saved = [f"platform-target/{name}", f"aws-credentials/{name}"]
+    if target.cluster_config is not None:
+        saved.append(f"kubernetes-cluster-config/{name}")
+    return [*saved, f"secret/{dns_token_block(spec)}"]
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,8 +17,8 @@ from blocks.target import PlatformTarget
 from blueprint.pace import Pace
 from blueprint.spec import PlatformSpec
 from tasks.aws.clients import AwsClients, aws_clients
-from tasks.aws.token import LIFETIME_SECONDS
-from tasks.kube import api_client, eks_kubeconfig
+from tasks.aws.token import LIFETIME_SECONDS, save_token
+from tasks.kube import api_client, eks_kubeconfig, eks_token
 
 HELM_ENV = "PLATFORM_HELM"
 
@@ -45,13 +46,19 @@ class RunContext:
 
         config = self.target.cluster_config
         extra: dict[str, str] | None = None
+        cache: Path | None = None
         if config is not None:
             document = {**config.config, "current-context": config.context_name}
         else:
             # At least the pace's shortest budget: a credential minted every moment would
             # cost a process start per request.
             lifetime = self.pace.budget(LIFETIME_SECONDS)
-            document = eks_kubeconfig(self.aws, self.spec.eks.cluster_name, lifetime)
+            cluster = self.spec.eks.cluster_name
+            # A token for the plugin's first call, minted here in no time; a helm that
+            # starts after it has aged gets a fresh one.
+            cache = Path(tempfile.mkdtemp(prefix="eks-token-")) / "token.json"
+            save_token(cache, eks_token(self.aws, cluster))
+            document = eks_kubeconfig(self.aws, cluster, lifetime, cache)
             extra = self.aws.environment()
         path = write_kubeconfig(document)
         reset = helm_environment.set(extra)
@@ -60,6 +67,8 @@ class RunContext:
         finally:
             helm_environment.reset(reset)
             path.unlink(missing_ok=True)
+            if cache is not None:
+                shutil.rmtree(cache.parent, ignore_errors=True)
 
 
 def helm_binary() -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client as k8s
@@ -72,10 +73,13 @@ def api_client(
     return BoundedApiClient(configuration)
 
 
-def eks_kubeconfig(aws: AwsClients, cluster: str, lifetime: float) -> dict[str, Any]:
+def eks_kubeconfig(
+    aws: AwsClients, cluster: str, lifetime: float, cache: Path | None = None
+) -> dict[str, Any]:
     """A kubeconfig for helm that reaches the cluster through EKS with credentials made
     fresh by an exec plugin (``tasks.aws.token``), never a token that can expire mid-run.
-    ``lifetime``: how long client-go may reuse one (EKS's 15 minutes, at the run's pace)."""
+    ``lifetime``: how long client-go may reuse one (EKS's 15 minutes, at the run's pace);
+    ``cache``: where the plugin keeps a token for the next helm process."""
     described = _described(aws, cluster)
     entry: dict[str, Any] = {"server": described["endpoint"]}
     ca = described.get("certificateAuthority", {}).get("data")
@@ -85,7 +89,7 @@ def eks_kubeconfig(aws: AwsClients, cluster: str, lifetime: float) -> dict[str, 
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": cluster, "cluster": entry}],
-        "users": [{"name": cluster, "user": exec_user(cluster, aws.region, lifetime)}],
+        "users": [{"name": cluster, "user": exec_user(cluster, aws.region, lifetime, cache)}],
         "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": cluster}}],
         "current-context": cluster,
     }

@@ -141,14 +141,11 @@ def test_sandbox_blocks_are_saved_and_linked(stack: Stack) -> None:
     assert {
         "platform-target/sandbox",
         "aws-credentials/sandbox",
-        "kubernetes-cluster-config/sandbox",
         f"secret/{token}",
     } <= set(blocks["names"])
-    # The target refers to the saved credentials block rather than embedding a copy.
-    assert blocks["target_refers_to"] == [
-        "aws-credentials/sandbox",
-        "kubernetes-cluster-config/sandbox",
-    ]
+    # The target refers to the saved credentials block rather than embedding a copy, and
+    # to no kubeconfig: it reaches the cluster through EKS, as on AWS.
+    assert blocks["target_refers_to"] == ["aws-credentials/sandbox"]
 
 
 def test_ci_run_exits_with_the_run_outcome(stack: Stack) -> None:

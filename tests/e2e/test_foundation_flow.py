@@ -376,6 +376,7 @@ def test_platformctl_up_inventory_and_sandbox_down(tmp_path: Path):
             "internet-gateway": 1,
             "elastic-ip": 1,
             "nat-gateway": 1,
+            "network-interface": 1,  # the NAT gateway's
             "route-table": 2,
             "vpc-endpoint": 1,
             "security-group": 1,
