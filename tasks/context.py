@@ -46,7 +46,7 @@ class RunContext:
 
         config = self.target.cluster_config
         extra: dict[str, str] | None = None
-        cache: Path | None = None
+        folder = Path(tempfile.mkdtemp(prefix="helm-"))  # private: 0700
         if config is not None:
             document = {**config.config, "current-context": config.context_name}
         else:
@@ -56,19 +56,17 @@ class RunContext:
             cluster = self.spec.eks.cluster_name
             # A token for the plugin's first call, minted here in no time; a helm that
             # starts after it has aged gets a fresh one.
-            cache = Path(tempfile.mkdtemp(prefix="eks-token-")) / "token.json"
+            cache = folder / "token.json"
             save_token(cache, eks_token(self.aws, cluster))
             document = eks_kubeconfig(self.aws, cluster, lifetime, cache)
             extra = self.aws.environment()
-        path = write_kubeconfig(document)
+        path = write_kubeconfig(document, folder)
         reset = helm_environment.set(extra)
         try:
             yield path
         finally:
             helm_environment.reset(reset)
-            path.unlink(missing_ok=True)
-            if cache is not None:
-                shutil.rmtree(cache.parent, ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def helm_binary() -> Path:

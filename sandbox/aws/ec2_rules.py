@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
@@ -199,7 +200,7 @@ FOLLOW_UPS: dict[str, Callable[[Any, dict[str, str]], None]] = {
 }
 
 
-class SweepingRules:
+class SweepingRules(ABC):
     """Rules of a service whose every call first lets due interfaces go (``Lingering``)."""
 
     def __init__(self, moto_app: WsgiApp, lingering: Lingering):
@@ -212,10 +213,11 @@ class SweepingRules:
         self._lingering.sweep()
         return self.handle(operation, environ, start_response)
 
+    @abstractmethod
     def handle(
         self, operation: Operation, environ: dict[str, Any], start_response: Callable
     ) -> Iterable[bytes]:
-        raise NotImplementedError
+        """The service's own rules for one call."""
 
 
 class Ec2Rules(SweepingRules):

@@ -63,16 +63,21 @@ def _elbv2_of_cluster(elbv2: Any, arns: list[str], cluster: str) -> Iterator[tup
                 yield item["ResourceArn"], tags
 
 
+def _elbv2_names(elbv2: Any, listing: str, kind: str) -> dict[str, str]:
+    """ARN -> name of every ``kind`` (LoadBalancer, TargetGroup), ``listing`` page by page."""
+    with aws_call(f"elbv2:Describe{kind}s"):
+        return {
+            item[f"{kind}Arn"]: item[f"{kind}Name"]
+            for page in elbv2.get_paginator(listing).paginate()
+            for item in page[f"{kind}s"]
+        }
+
+
 def cluster_load_balancers(aws: AwsClients, cluster: str) -> list[LoadBalancer]:
     """Every application, network and classic load balancer tagged for ``cluster``."""
     found: list[LoadBalancer] = []
     elbv2 = aws("elbv2")
-    with aws_call("elbv2:DescribeLoadBalancers"):
-        names = {
-            lb["LoadBalancerArn"]: lb["LoadBalancerName"]
-            for page in elbv2.get_paginator("describe_load_balancers").paginate()
-            for lb in page["LoadBalancers"]
-        }
+    names = _elbv2_names(elbv2, "describe_load_balancers", "LoadBalancer")
     for arn, tags in _elbv2_of_cluster(elbv2, list(names), cluster):
         found.append(_found("elbv2", arn, names[arn], tags))
     elb = aws("elb")
@@ -113,12 +118,7 @@ def cluster_target_groups(aws: AwsClients, cluster: str) -> list[tuple[str, str]
     """``(arn, name)`` of each target group tagged for ``cluster``: the AWS Load Balancer
     Controller's, which outlive their load balancer when the controller is gone."""
     elbv2 = aws("elbv2")
-    with aws_call("elbv2:DescribeTargetGroups"):
-        names = {
-            group["TargetGroupArn"]: group["TargetGroupName"]
-            for page in elbv2.get_paginator("describe_target_groups").paginate()
-            for group in page["TargetGroups"]
-        }
+    names = _elbv2_names(elbv2, "describe_target_groups", "TargetGroup")
     return [(arn, names[arn]) for arn, _ in _elbv2_of_cluster(elbv2, list(names), cluster)]
 
 

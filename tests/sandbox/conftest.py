@@ -12,6 +12,14 @@ from sandbox.charts.build import build_repository
 from sandbox.charts.server import ChartRepository
 from sandbox.kube.server import KubeSimulator
 from sandbox.settings import SandboxSettings
+from tests.sandbox.foundation_sandbox import Sandbox, running_sandbox
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """A local AWS and a simulator wired as EKS wires them, one per module."""
+    with running_sandbox(tmp_path_factory.mktemp("sandbox")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

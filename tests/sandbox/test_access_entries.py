@@ -9,7 +9,6 @@ principals cluster admin, convergently, and leaves entries it did not make alone
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from botocore.exceptions import ClientError
@@ -26,7 +25,7 @@ from tasks.aws.eks import ensure_cluster
 from tasks.aws.iam import ensure_roles
 from tasks.aws.vpc import ensure_network
 from tasks.kube import api_client
-from tests.sandbox.foundation_sandbox import FAST, Sandbox, new_clients, running_sandbox, spec_named
+from tests.sandbox.foundation_sandbox import FAST, Sandbox, new_clients, spec_named
 
 pytestmark = pytest.mark.sandbox
 
@@ -41,12 +40,6 @@ TRUST = {
         }
     ],
 }
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    with running_sandbox(tmp_path_factory.mktemp("access")) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -15,17 +15,11 @@ from tasks.aws.account import AccountCheck, check_account
 from tasks.aws.clients import AwsClients
 from tasks.aws.identity import Identity
 from tests.call_log import CallLog
-from tests.sandbox.foundation_sandbox import Sandbox, new_clients, running_sandbox
+from tests.sandbox.foundation_sandbox import Sandbox, new_clients
 
 pytestmark = pytest.mark.sandbox
 
 SPEC = load_spec("sandbox")
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    with running_sandbox(tmp_path_factory.mktemp("kube")) as running:
-        yield running
 
 
 @pytest.fixture

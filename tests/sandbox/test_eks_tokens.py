@@ -33,7 +33,7 @@ from tasks.aws.token import LIFETIME_SECONDS, exec_credential
 from tasks.aws.vpc import ensure_network
 from tasks.helm import write_kubeconfig
 from tasks.kube import api_client, eks_kubeconfig, eks_token
-from tests.sandbox.foundation_sandbox import FAST, Sandbox, new_clients, running_sandbox, spec_named
+from tests.sandbox.foundation_sandbox import FAST, Sandbox, new_clients, spec_named
 
 pytestmark = pytest.mark.sandbox
 
@@ -42,12 +42,6 @@ assert DNS is not None
 SCALE = 0.1  # EKS tokens live 1.5 s (X-Amz-Date counts whole seconds)
 REPO = Path(__file__).resolve().parents[2]
 WAIT = {"Delay": 0.1, "MaxAttempts": 100}
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    with running_sandbox(tmp_path_factory.mktemp("kube")) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

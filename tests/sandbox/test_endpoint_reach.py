@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Iterator
 
 import pytest
 from kubernetes import client as k8s
@@ -22,17 +21,11 @@ from tasks.aws.vpc import ensure_network
 from tasks.inputs import preflight
 from tasks.kube import api_client
 from tasks.runner import IN_CLUSTER, RUNNER_ENV
-from tests.sandbox.foundation_sandbox import FAST, Sandbox, new_clients, running_sandbox, spec_named
+from tests.sandbox.foundation_sandbox import FAST, Sandbox, new_clients, spec_named
 
 pytestmark = pytest.mark.sandbox
 
 COMPONENTS = load_catalogue().components
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    with running_sandbox(tmp_path_factory.mktemp("reach")) as running:
-        yield running
 
 
 def test_the_build_cidrs_include_the_sandbox_runner():

@@ -57,7 +57,6 @@ from tests.sandbox.foundation_sandbox import (
     FAST,
     Sandbox,
     new_clients,
-    running_sandbox,
     spec_named,
 )
 
@@ -93,12 +92,6 @@ def kube_through_eks(aws: AwsClients, spec: PlatformSpec) -> k8s.ApiClient:
 
 
 # ---------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    with running_sandbox(tmp_path_factory.mktemp("kube")) as running:
-        yield running
 
 
 @pytest.fixture(autouse=True)

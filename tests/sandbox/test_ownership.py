@@ -29,7 +29,7 @@ from tasks.aws.identity import NotOurs, tag_dict
 from tasks.aws.s3 import delete_bucket, ensure_bucket
 from tasks.aws.vpc import ensure_network
 from tests.call_log import CallLog
-from tests.sandbox.foundation_sandbox import FAST, Sandbox, new_clients, running_sandbox, spec_named
+from tests.sandbox.foundation_sandbox import FAST, Sandbox, new_clients, spec_named
 
 pytestmark = pytest.mark.sandbox
 
@@ -44,12 +44,6 @@ TRUST = {
         }
     ],
 }
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    with running_sandbox(tmp_path_factory.mktemp("kube")) as running:
-        yield running
 
 
 @pytest.fixture

@@ -29,15 +29,9 @@ from tasks.aws.volumes import delete_volumes, volume_tags
 from tasks.aws.vpc import Network, delete_network, ensure_network
 from tasks.polling import poll_until
 from tasks.storage import ensure_storage_classes
-from tests.sandbox.foundation_sandbox import FAST, Sandbox, new_clients, running_sandbox, spec_named
+from tests.sandbox.foundation_sandbox import FAST, Sandbox, new_clients, spec_named
 
 pytestmark = pytest.mark.sandbox
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    with running_sandbox(tmp_path_factory.mktemp("kube")) as running:
-        yield running
 
 
 @pytest.fixture(autouse=True)
