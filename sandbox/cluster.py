@@ -1,6 +1,6 @@
 """What the Kubernetes simulator learns from the local AWS: the EKS node groups, add-ons,
-endpoints and access entries; and what it makes there: the EBS volumes its CSI driver
-provisions.
+endpoints, access entries and OIDC issuers, and where pods reach AWS; and what it makes
+there: the EBS volumes its CSI driver provisions.
 
 The local AWS implements ``ClusterSource``; the simulator's node, add-on and claim
 controllers use it, so neither side imports the other's internals.
@@ -13,8 +13,10 @@ import re
 from typing import NamedTuple, Protocol
 
 # Where every request to the simulator appears to come from: a runner outside any VPC, on
-# the internet (TEST-NET-3). Nothing in the sandbox runs inside a cluster's VPC.
+# the internet (TEST-NET-3). Only the processes of pods (sandbox/kube/peers.py) are inside a
+# cluster's VPC.
 RUNNER_ADDRESS = "203.0.113.10"
+DEFAULT_REGION = "us-east-1"
 
 # The simulator serves every cluster; an EKS endpoint names its cluster in the path, the way
 # a real endpoint's host name does.
@@ -43,6 +45,7 @@ class NodeGroupInfo(NamedTuple):
     labels: dict[str, str]
     taints: tuple[dict[str, str], ...]  # {"key", "value", "effect"} as in the EKS API
     network_ready: bool = True  # the cluster's CNI (vpc-cni add-on) is running
+    region: str = DEFAULT_REGION  # the cluster's
 
 
 class AddonInfo(NamedTuple):
@@ -64,6 +67,12 @@ class EndpointInfo(NamedTuple):
         return self.public and any(
             address in ipaddress.ip_network(cidr, strict=False) for cidr in self.public_cidrs
         )
+
+    def reachable_from(self, inside_vpc: bool) -> bool:
+        """Whether a client connects: inside the cluster's VPC the endpoint's private
+        address answers when private access is on, whatever the public settings; a client
+        elsewhere is the runner outside."""
+        return (inside_vpc and self.private) or self.reachable_from_outside()
 
 
 class AccessPolicy(NamedTuple):
@@ -112,15 +121,29 @@ class ClusterSource(Protocol):
         """The cluster's endpoint access; None when it has no endpoint (not ACTIVE, gone)."""
         ...
 
+    def oidc_issuer(self, region: str, cluster: str) -> str | None:
+        """The cluster's OIDC issuer URL (what its service account tokens name as ``iss``)."""
+        ...
+
+    def aws_endpoint(self) -> str | None:
+        """The URL at which every process in the sandbox reaches AWS; None without one."""
+        ...
+
 
 class NoCloudVolumes:
-    """Volumes of a source without a cloud behind it: a claim's volume is the simulator's
-    alone."""
+    """What a source without a cloud behind it answers: a claim's volume is the simulator's
+    alone, and pods have no AWS to reach."""
 
     def create_volume(self, size_gib: int, tags: dict[str, str]) -> str | None:
         return None
 
     def delete_volume(self, volume_id: str) -> None:
+        return None
+
+    def oidc_issuer(self, region: str, cluster: str) -> str | None:
+        return None
+
+    def aws_endpoint(self) -> str | None:
         return None
 
 

@@ -27,6 +27,7 @@ DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "t
 TARGET_FILE = "target.json"
 TARGET_ENV_FILE = "target.env"
 KUBECONFIG_FILE = "kubeconfig"
+PODS_FOLDER = "pods"  # a folder per pod that runs as a process: its cwd, logs, token
 
 
 @dataclass
@@ -99,7 +100,12 @@ class SandboxStack:
 
     def _start_kube(self) -> None:
         assert self.aws
-        self.kube = KubeSimulator(self.settings, self.aws.cluster_source(), tls=True)
+        self.kube = KubeSimulator(
+            self.settings,
+            self.aws.cluster_source(),
+            tls=True,
+            work_dir=self.state_dir / PODS_FOLDER,
+        )
         self.kube.start()
 
     def _start_charts(self) -> None:

@@ -1,5 +1,6 @@
 """The local AWS as the Kubernetes simulator's ``ClusterSource``: node groups and add-ons,
-and the EBS volumes the simulated CSI driver makes.
+endpoints and OIDC issuers, its own URL for pods, and the EBS volumes the simulated CSI
+driver makes.
 
 Read and written in process (no HTTP, no fault injection), with the same simulated statuses
 the EKS API reports.
@@ -16,8 +17,9 @@ from sandbox.cluster import AccessGrant, AddonInfo, EndpointInfo, NodeGroupInfo
 
 
 class AwsClusterSource:
-    def __init__(self, model: EksModel):
+    def __init__(self, model: EksModel, url: str | None = None):
         self._model = model
+        self._url = url
         self._regions: dict[str, str] = {}  # volume id -> region, for the volumes made here
 
     def node_groups(self) -> list[NodeGroupInfo]:
@@ -37,6 +39,7 @@ class AwsClusterSource:
                         labels=dict(group.get("labels") or {}),
                         taints=tuple(dict(t) for t in group.get("taints") or ()),
                         network_ready=self._model.network_ready(cluster["region"], cluster["name"]),
+                        region=cluster["region"],
                     )
                 )
         return found
@@ -86,3 +89,10 @@ class AwsClusterSource:
             vpc["endpointPrivateAccess"],
             tuple(vpc.get("publicAccessCidrs") or ()),
         )
+
+    def oidc_issuer(self, region: str, cluster: str) -> str | None:
+        found = self._model.cluster(region, cluster)
+        return ((found or {}).get("identity") or {}).get("oidc", {}).get("issuer")
+
+    def aws_endpoint(self) -> str | None:
+        return self._url

@@ -187,7 +187,7 @@ class LocalAws:
     def cluster_source(self) -> AwsClusterSource:
         if self._model is None:
             raise RuntimeError("start LocalAws before asking for its cluster source")
-        return AwsClusterSource(self._model)
+        return AwsClusterSource(self._model, self.url)
 
     def calls(self) -> dict[str, int]:
         """Calls per ``service:Operation`` since start (faulted ones included)."""

@@ -69,6 +69,8 @@ class Request:
     host: str = "127.0.0.1"
     raw_query: str = ""  # the query string as sent, for the service proxy
     cluster: tuple[str, str] | None = None  # (region, name) when sent to an EKS endpoint
+    # The cluster whose VPC the client is in (None: outside any), asked only when it matters.
+    inside_vpc_of: Callable[[], tuple[str, str] | None] | None = None
 
     @classmethod
     def parse_target(cls, target: str) -> tuple[str, dict[str, str], str]:
@@ -177,7 +179,10 @@ class KubeApi:
         req.cluster, req.path = split_endpoint(req.path)
         if req.cluster and self.cluster_source is not None:
             endpoint = self.cluster_source.endpoint(*req.cluster)
-            if endpoint is None or not endpoint.reachable_from_outside():
+            if endpoint is None or not (
+                endpoint.reachable_from_outside()  # first: it needs no look at the caller
+                or endpoint.reachable_from(inside_vpc=self._inside_vpc(req))
+            ):
                 # A private endpoint (or one whose CIDRs leave this runner out) never
                 # answers a client outside the VPC: the connection goes nowhere.
                 log.info(
@@ -208,6 +213,11 @@ class KubeApi:
         except Exception:
             log.exception("%s %s failed", req.method, req.path)
             return error_response(ApiError(500, "InternalError", "internal error in the simulator"))
+
+    @staticmethod
+    def _inside_vpc(req: Request) -> bool:
+        """Whether the client is in the VPC of the cluster the request is for."""
+        return req.inside_vpc_of is not None and req.inside_vpc_of() == req.cluster
 
     def _route(self, req: Request) -> Response:
         path = req.path.rstrip("/") or "/"

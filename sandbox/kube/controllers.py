@@ -13,6 +13,7 @@ import logging
 import queue
 import threading
 import time
+from pathlib import Path
 
 from sandbox.cluster import ClusterSource
 from sandbox.kube.addons import Addons
@@ -25,6 +26,7 @@ from sandbox.kube.nodes import NodeGroups
 from sandbox.kube.objects import Key
 from sandbox.kube.pods import PodLifecycle
 from sandbox.kube.reconciler import Context, Kinds, Reconciler
+from sandbox.kube.runtime import ProcessRuntime
 from sandbox.kube.services import Services
 from sandbox.kube.statefulsets import StatefulSets
 from sandbox.kube.storage import Claims
@@ -42,7 +44,12 @@ Item = tuple[int, Key]  # (index of the reconciler, key of the object)
 
 class Controllers:
     def __init__(
-        self, store: Store, settings: SandboxSettings, cluster_source: ClusterSource | None
+        self,
+        store: Store,
+        settings: SandboxSettings,
+        cluster_source: ClusterSource | None,
+        runtime: ProcessRuntime | None = None,
+        kubeconfig: Path | None = None,
     ) -> None:
         self._store = store
         ctx = Context(
@@ -51,6 +58,8 @@ class Controllers:
             settings=settings,
             cluster_source=cluster_source,
             vpc=SubnetAddresses(),
+            runtime=runtime,
+            kubeconfig=kubeconfig,
         )
         # Node groups first: in a batch, pods then find the nodes that joined in it.
         kinds: list[type[Reconciler]] = [

@@ -1,9 +1,10 @@
 """Jobs: pods run to completion until ``completions`` succeeded, ``parallelism`` at a time.
 
-The pods finish on their own (see pods.py: a run-to-completion pod succeeds after the
-latency "job"); this controller counts them and marks the Job Complete. Pods never fail
-here, so backoffLimit, activeDeadlineSeconds and podFailurePolicy never come into play;
-ttlSecondsAfterFinished is not honoured either.
+The pods finish on their own (see pods.py: a simulated pod succeeds after the latency
+"job"; a pod that runs as a process succeeds or fails with its exit code); this controller
+counts them, replaces failed ones and marks the Job Complete, or Failed once more pods
+failed than ``backoffLimit`` (default 6) allows, deleting its active pods.
+activeDeadlineSeconds, podFailurePolicy and ttlSecondsAfterFinished are not honoured.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from sandbox.kube.objects import (
 )
 from sandbox.kube.resources import ResourceType
 from sandbox.kube.workloads import WorkloadReconciler, pod_from_template
+
+DEFAULT_BACKOFF_LIMIT = 6
 
 
 def _finished(job: dict[str, Any]) -> bool:
@@ -53,7 +56,14 @@ class Jobs(WorkloadReconciler):
         parallelism = 1 if parallelism is None else int(parallelism)
         pods = self.owned_pods(job)
         succeeded = sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Succeeded")
+        failed = sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Failed")
         active = [p for p in pods if not is_terminal(p)]
+        backoff_limit = spec.get("backoffLimit")
+        if failed > (DEFAULT_BACKOFF_LIMIT if backoff_limit is None else int(backoff_limit)):
+            for pod in active:
+                delete_quietly(self.store, self.kinds.pod, *key_of(pod))
+            self._write_failed(job, succeeded, failed)
+            return None
         if spec.get("suspend"):
             for pod in active:
                 delete_quietly(self.store, self.kinds.pod, *key_of(pod))
@@ -62,7 +72,7 @@ class Jobs(WorkloadReconciler):
             missing = min(parallelism - len(active), completions - succeeded - len(active))
             for _ in range(max(missing, 0)):
                 active.append(self._create_pod(job))
-        self._write_status(job, active, succeeded, completions)
+        self._write_status(job, active, succeeded, completions, failed)
         return None
 
     def _create_pod(self, job: dict[str, Any]) -> dict[str, Any]:
@@ -77,8 +87,33 @@ class Jobs(WorkloadReconciler):
         pod["metadata"]["generateName"] = f"{name}-"
         return self.store.create(self.kinds.pod, pod)
 
+    def _write_failed(self, job: dict[str, Any], succeeded: int, failed: int) -> None:
+        status = deep(job.get("status") or {})
+        status.setdefault("startTime", now())
+        status.update(active=0, ready=0, succeeded=succeeded, failed=failed, terminating=0)
+        message = "Job has reached the specified backoff limit"
+        status["conditions"] = merge_conditions(
+            status.get("conditions"),
+            [
+                {
+                    "type": kind,
+                    "status": "True",
+                    "reason": "BackoffLimitExceeded",
+                    "message": message,
+                }
+                for kind in ("FailureTarget", "Failed")
+            ],
+        )
+        status = omit_zeros(status, "active", "succeeded", "failed")
+        self.store.set_status(self.rt, *key_of(job), status)
+
     def _write_status(
-        self, job: dict[str, Any], active: list[dict], succeeded: int, completions: int
+        self,
+        job: dict[str, Any],
+        active: list[dict],
+        succeeded: int,
+        completions: int,
+        failed: int = 0,
     ) -> None:
         status = deep(job.get("status") or {})
         status.setdefault("startTime", now())
@@ -86,6 +121,7 @@ class Jobs(WorkloadReconciler):
             active=len(active),
             ready=sum(1 for p in active if is_ready(p)),
             succeeded=succeeded,
+            failed=failed,
             terminating=0,
             uncountedTerminatedPods={},
         )
@@ -109,5 +145,5 @@ class Jobs(WorkloadReconciler):
                     },
                 ],
             )
-        status = omit_zeros(status, "active", "succeeded")
+        status = omit_zeros(status, "active", "succeeded", "failed")
         self.store.set_status(self.rt, *key_of(job), status)

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
 CLUSTER_ANNOTATION = "sandbox.eks.amazonaws.com/cluster"  # tells clusters' groups apart
+REGION_ANNOTATION = "sandbox.eks.amazonaws.com/region"  # the cluster's, for its pods' AWS
 KUBELET_VERSION = "v1.32.3-eks-473151a"
 POLL_SECONDS = 0.5
 TAINT_EFFECTS = {
@@ -115,6 +116,7 @@ def build_node(group: NodeGroupInfo, ip: str, zone: str) -> dict[str, Any]:
             "labels": node_labels(group, name, zone),
             "annotations": {
                 CLUSTER_ANNOTATION: group.cluster,
+                REGION_ANNOTATION: group.region,
                 "alpha.kubernetes.io/provided-node-ip": ip,
                 "node.alpha.kubernetes.io/ttl": "0",
                 "volumes.kubernetes.io/controller-managed-attach-detach": "true",
@@ -281,3 +283,9 @@ class NodeGroups(Reconciler):
                 name=pod["metadata"]["name"],
             )
         log.info("node %s left (node group scaled down or deleted)", name)
+
+
+def cluster_of(node: dict[str, Any]) -> tuple[str, str] | None:
+    """(region, cluster) of the EKS cluster a node joined, None for a node of no group."""
+    cluster = annotations(node).get(CLUSTER_ANNOTATION)
+    return (annotations(node).get(REGION_ANNOTATION, REGION), cluster) if cluster else None

@@ -5,6 +5,7 @@ Unschedulable and is retried when nodes or pods change. Once bound it is Contain
 for the latency "pod_ready", then Running and Ready, unless the fault "pods-never-ready"
 strikes its release (then it runs but never passes its readiness probe). Pods that run to
 completion (restartPolicy Never or OnFailure, as Job pods) succeed after the latency "job".
+Pods that run Prefect run as local processes instead, and follow them (process_pods.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from sandbox.kube import pod_env, process_pods
 from sandbox.kube.faults import FaultLatch
+from sandbox.kube.nodes import cluster_of
 from sandbox.kube.objects import (
     ZONES,
     Key,
@@ -31,6 +34,7 @@ from sandbox.kube.objects import (
     stable_hex,
     uid,
 )
+from sandbox.kube.pod_commands import runs_processes
 from sandbox.kube.reconciler import Context, Reconciler
 from sandbox.kube.scheduling import pick_node, unschedulable_message
 from sandbox.kube.store import ApiError, Event
@@ -117,6 +121,8 @@ class PodLifecycle(Reconciler):
         ip = self._pod_ips.pop(pod_uid, None)
         if ip:
             self.ctx.vpc.release(ip)
+        if self.ctx.runtime is not None:
+            self.ctx.runtime.remove_pod(pod_uid)
 
     # -- reconcile ------------------------------------------------------------------------
 
@@ -178,18 +184,73 @@ class PodLifecycle(Reconciler):
         if left > 0:
             self._write(pod, self._creating_status(pod, node))
             return left
+        if self.ctx.runtime is not None and runs_processes(pod):
+            return self._run_processes(pod, node)
         ready = is_ready(pod) or not self._never_ready.struck(pod_uid, self._subject(pod))
         running_at = self._running_at.setdefault(pod_uid, current)
         completes = pod["spec"].get("restartPolicy", "Always") != "Always"
         if completes and ready:
             left = latency.seconds("job") - (current - running_at)
             if left <= 0:
-                self._write(pod, self._succeeded_status(pod, node))
+                self._write(pod, self._finished_status(pod, node))
                 return None
             self._write(pod, self._running_status(pod, node, ready=True))
             return left
         self._write(pod, self._running_status(pod, node, ready=ready))
         return None if ready else RECHECK_SECONDS
+
+    def _run_processes(self, pod: dict[str, Any], node: dict[str, Any]) -> float | None:
+        assert self.ctx.runtime is not None
+        try:
+            runs = process_pods.run_containers(
+                self.ctx.runtime, pod, cluster_of(node), lambda c: self._env(pod, node, c)
+            )
+        except pod_env.EnvError as error:
+            status = self._creating_status(pod, node)
+            for item in status["containerStatuses"]:
+                item["state"] = {
+                    "waiting": {"reason": "CreateContainerConfigError", "message": str(error)}
+                }
+            self._write(pod, status)
+            return RECHECK_SECONDS
+        phase = process_pods.outcome(pod, runs)
+        if phase is not None:
+            status = self._finished_status(pod, node, phase)
+            process_pods.apply_runs(status["containerStatuses"], runs, always=False)
+            self._write(pod, status)
+            return None
+        ready = process_pods.all_running(runs)
+        status = self._running_status(pod, node, ready=ready)
+        process_pods.apply_runs(
+            status["containerStatuses"], runs, process_pods.restarts_always(pod)
+        )
+        self._write(pod, status)
+        return process_pods.POLL_SECONDS
+
+    def _env(
+        self, pod: dict[str, Any], node: dict[str, Any], container: dict[str, Any]
+    ) -> dict[str, str]:
+        assert self.ctx.runtime is not None
+        source, cluster = self.ctx.cluster_source, cluster_of(node)
+        return pod_env.compose(
+            pod,
+            container,
+            self.ctx.runtime.pod_dir(uid(pod)),
+            self._lookup,
+            {"status.podIP": self._pod_ip(pod, node), "status.hostIP": _host_ip(node)},
+            cluster,
+            source.oidc_issuer(*cluster) if source and cluster else None,
+            source.aws_endpoint() if source else None,
+            self.ctx.kubeconfig,
+        )
+
+    def _lookup(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        rt = {
+            "Secret": self.kinds.secret,
+            "ConfigMap": self.kinds.config_map,
+            "ServiceAccount": self.kinds.service_account,
+        }[kind]
+        return self.store.get(rt, namespace, name)
 
     def _write(self, pod: dict[str, Any], status: dict[str, Any]) -> None:
         if status != pod.get("status"):
@@ -346,15 +407,19 @@ class PodLifecycle(Reconciler):
             status["initContainerStatuses"] = self._init_statuses(pod)
         return status
 
-    def _succeeded_status(self, pod: dict[str, Any], node: dict[str, Any]) -> dict:
-        status = self._base_status(pod, node, "Succeeded")
+    def _finished_status(
+        self, pod: dict[str, Any], node: dict[str, Any], phase: str = "Succeeded"
+    ) -> dict:
+        """The status of a pod that ran to completion: Succeeded, or Failed."""
+        status = self._base_status(pod, node, phase)
+        reason = "PodCompleted" if phase == "Succeeded" else "PodFailed"
         status["conditions"] = merge_conditions(
             status.get("conditions"),
             [
                 {"type": "PodReadyToStartContainers", "status": "False"},
-                {"type": "Initialized", "status": "True", "reason": "PodCompleted"},
-                {"type": "Ready", "status": "False", "reason": "PodCompleted"},
-                {"type": "ContainersReady", "status": "False", "reason": "PodCompleted"},
+                {"type": "Initialized", "status": "True", "reason": reason},
+                {"type": "Ready", "status": "False", "reason": reason},
+                {"type": "ContainersReady", "status": "False", "reason": reason},
                 {"type": "PodScheduled", "status": "True"},
             ],
         )

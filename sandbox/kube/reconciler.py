@@ -9,11 +9,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from sandbox.cluster import ClusterSource
 from sandbox.kube.addresses import SubnetAddresses
 from sandbox.kube.objects import Key, key_of
 from sandbox.kube.resources import Registry, ResourceType
+from sandbox.kube.runtime import ProcessRuntime
 from sandbox.kube.store import Event, Store
 from sandbox.settings import SandboxSettings
 
@@ -28,6 +30,7 @@ class Kinds:
     service: ResourceType
     endpoints: ResourceType
     config_map: ResourceType
+    secret: ResourceType
     service_account: ResourceType
     pvc: ResourceType
     pv: ResourceType
@@ -49,6 +52,7 @@ class Kinds:
             "service": ("v1", "Service"),
             "endpoints": ("v1", "Endpoints"),
             "config_map": ("v1", "ConfigMap"),
+            "secret": ("v1", "Secret"),
             "service_account": ("v1", "ServiceAccount"),
             "pvc": ("v1", "PersistentVolumeClaim"),
             "pv": ("v1", "PersistentVolume"),
@@ -75,6 +79,8 @@ class Context:
     settings: SandboxSettings
     cluster_source: ClusterSource | None
     vpc: SubnetAddresses  # node and pod IPs
+    runtime: ProcessRuntime | None = None  # runs the pods that run Prefect; None: all simulated
+    kubeconfig: Path | None = None  # the simulator's, given to pod processes
 
 
 class Reconciler(ABC):

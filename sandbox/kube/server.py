@@ -1,14 +1,17 @@
 """The Kubernetes API simulator as a local HTTP server, with its simulated controllers.
 
 One thread per connection (helm and kubectl keep several open and watches are long-lived);
-``stop`` ends watches, closes every connection and joins every thread it started.
+``stop`` ends watches, closes every connection, joins every thread it started and stops
+every pod process.
 """
 
 from __future__ import annotations
 
 import logging
 import select
+import shutil
 import socket
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,9 +21,12 @@ import yaml
 
 from sandbox.cluster import ClusterSource
 from sandbox.connections import ClosableConnections
-from sandbox.kube.api import KubeApi, Request, Response
+from sandbox.kube.api import KubeApi, Request, Response, default_pod_log
 from sandbox.kube.auth import SANDBOX_TOKEN
+from sandbox.kube.objects import uid
+from sandbox.kube.peers import ConnectionOrigin
 from sandbox.kube.proxy import ProxyHandler, ServiceProxies
+from sandbox.kube.runtime import ProcessRuntime
 from sandbox.kube.store import Store
 from sandbox.kube.tls import server_tls
 from sandbox.settings import SandboxSettings
@@ -35,8 +41,9 @@ class _HttpServer(ClosableConnections, ThreadingHTTPServer):
     block_on_close = True  # server_close() joins the connection threads
     request_queue_size = 128  # helm and kubectl open bursts of parallel connections
 
-    def __init__(self, address: tuple[str, int], api: KubeApi):
+    def __init__(self, address: tuple[str, int], api: KubeApi, runtime: ProcessRuntime):
         self.api = api
+        self.runtime = runtime
         super().__init__(address, _Handler)
 
 
@@ -48,6 +55,12 @@ class _Handler(BaseHTTPRequestHandler):
     # for the client's delayed ACK (~40 ms per request).
     disable_nagle_algorithm = True
     server: _HttpServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.origin = ConnectionOrigin(
+            self.server.runtime.roots, self.client_address[1], self.server.server_address[1]
+        )
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
@@ -73,6 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
             body=self._read_body(),
             host=self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2]),
             raw_query=raw_query,
+            inside_vpc_of=self.origin.cluster,
         )
         response = self.server.api.handle(request)
         if response.drop:
@@ -145,16 +159,22 @@ class KubeSimulator:
         port: int = 0,
         run_controllers: bool = True,
         tls: bool = False,
+        work_dir: Path | None = None,
     ):
-        """``tls``: serve HTTPS with a CA of its own (``ca_data``), as EKS does."""
+        """``tls``: serve HTTPS with a CA of its own (``ca_data``), as EKS does.
+        ``work_dir``: where pod processes get their folders (a temporary one by default)."""
         self.settings = settings
         self._tls = server_tls(host) if tls else None
         self.cluster_source = cluster_source
         self.store = Store()
         self.proxies = ServiceProxies()
+        self._work_dir = work_dir
+        self._own_work_dir: Path | None = None
+        self.runtime = ProcessRuntime(work_dir or Path(tempfile.gettempdir()))
         self.api = KubeApi(
             self.store,
             self.proxies,
+            pod_logs=self._pod_log,
             faults=settings.faults,
             latency=settings.latency,
             cluster_source=cluster_source,
@@ -183,12 +203,16 @@ class KubeSimulator:
         """The Prometheus API servers (``sandbox.kube.prometheus``); None without controllers."""
         return self._prometheus
 
+    def _pod_log(self, pod: dict, container: str) -> str:
+        printed = self.runtime.log(uid(pod), container)
+        return default_pod_log(pod, container) if printed is None else printed
+
     def start(self) -> KubeSimulator:
         """Serve (returns once the socket listens) and start the simulated controllers."""
         if self._httpd is not None:
             return self
         self.api.stopping.clear()
-        self._httpd = _HttpServer(self._address, self.api)
+        self._httpd = _HttpServer(self._address, self.api, self.runtime)
         if self._tls is not None:
             # the handshake happens in each connection's thread, not in the accept loop
             self._httpd.socket = self._tls.context.wrap_socket(
@@ -204,11 +228,25 @@ class KubeSimulator:
             from sandbox.kube.controllers import Controllers
             from sandbox.kube.prometheus import PrometheusServers
 
-            self._controllers = Controllers(self.store, self.settings, self.cluster_source)
+            kubeconfig = self.write_kubeconfig(self._pods_folder() / "kubeconfig")
+            self._controllers = Controllers(
+                self.store, self.settings, self.cluster_source, self.runtime, kubeconfig
+            )
             self._controllers.start()
             # Prometheus resources answer their HTTP API behind the service proxy.
             self._prometheus = PrometheusServers(self.store, self.proxies).start()
         return self
+
+    def _pods_folder(self) -> Path:
+        """A fresh folder for the pod processes' folders: those of an earlier run are gone."""
+        if self._work_dir is None:
+            self._own_work_dir = Path(tempfile.mkdtemp(prefix="sandbox-pods-"))
+            self.runtime.work_dir = self._own_work_dir
+        else:
+            shutil.rmtree(self._work_dir, ignore_errors=True)
+            self._work_dir.mkdir(parents=True)
+            self.runtime.work_dir = self._work_dir
+        return self.runtime.work_dir
 
     def stop(self) -> None:
         """Stop the controllers, end open watches, close connections, join every thread."""
@@ -218,6 +256,10 @@ class KubeSimulator:
         if self._controllers is not None:
             self._controllers.stop()
             self._controllers = None
+        self.runtime.stop_all()
+        if self._own_work_dir is not None:
+            shutil.rmtree(self._own_work_dir, ignore_errors=True)
+            self._own_work_dir = None
         httpd, thread = self._httpd, self._thread
         if httpd is None or thread is None:
             return
