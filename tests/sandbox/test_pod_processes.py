@@ -235,6 +235,16 @@ def test_an_exiting_process_restarts_and_a_deleted_pod_stops_its_process(cluster
     wait_for(lambda: not group_members(pid), timeout=10, what="the process to stop")
 
 
+def test_deleting_a_job_stops_its_pods_processes(cluster: Cluster):
+    cluster.create("jobs", job("long", python("import time; time.sleep(120)")))
+    pod = wait_for(lambda: [p for p in cluster.job_pods("long") if _ready(p)], what="Ready")[0]
+    run = cluster.kube.runtime.get(pod["metadata"]["uid"], "run")
+    assert run is not None and run.process is not None and alive(run.process.pid)
+    cluster.delete("jobs", "long")  # its pods go with it
+    wait_for(lambda: not group_members(run.process.pid), timeout=10, what="the process to stop")
+    assert not cluster.job_pods("long")
+
+
 def _ready(pod: dict | None) -> dict | None:
     found = condition(((pod or {}).get("status") or {}).get("conditions"), "Ready")
     return pod if found and found["status"] == "True" else None
@@ -270,7 +280,7 @@ import json, os, boto3
 sts = boto3.client("sts")
 identity = sts.get_caller_identity()
 key = boto3.Session().get_credentials().access_key
-names = ["GREETING", "POD", "NAMESPACE", "ACCOUNT", "NODE", "POD_IP", "PASSWORD", "COLOUR",
+names = ["GREETING", "SHAPE", "POD", "NAMESPACE", "ACCOUNT", "NODE", "POD_IP", "PASSWORD", "COLOUR",
          "MISSING", "HOME", "KUBECONFIG", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
          "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_STS_REGIONAL_ENDPOINTS", "AWS_ENDPOINT_URL",
          "KUBERNETES_SERVICE_HOST"]
@@ -298,6 +308,7 @@ def test_a_pod_of_an_irsa_service_account_assumes_its_role_through_the_local_sts
     )
     cluster.create("secrets", {"metadata": {"name": "s"}, "stringData": {"password": "pw"}})
     cluster.create("configmaps", {"metadata": {"name": "c"}, "data": {"colour": "blue"}})
+    cluster.create("configmaps", {"metadata": {"name": "all"}, "data": {"SHAPE": "round"}})
     env = [
         {"name": "GREETING", "value": "hello"},
         {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -312,7 +323,7 @@ def test_a_pod_of_an_irsa_service_account_assumes_its_role_through_the_local_sts
             "valueFrom": {"configMapKeyRef": {"name": "c", "key": "no", "optional": True}},
         },
     ]
-    container = {**python(ENV_SCRIPT), "env": env}
+    container = {**python(ENV_SCRIPT), "env": env, "envFrom": [{"configMapRef": {"name": "all"}}]}
     cluster.create(
         "jobs",
         job(
@@ -330,6 +341,7 @@ def test_a_pod_of_an_irsa_service_account_assumes_its_role_through_the_local_sts
     folder = seen["cwd"]
     assert seen["env"] == {
         "GREETING": "hello",
+        "SHAPE": "round",
         "POD": pod["metadata"]["name"],
         "NAMESPACE": "default",
         "ACCOUNT": "runner",
@@ -354,6 +366,25 @@ def test_a_pod_of_an_irsa_service_account_assumes_its_role_through_the_local_sts
     assert claims["iss"] == ISSUER
     assert claims["sub"] == "system:serviceaccount:default:runner"
     assert claims["aud"] == ["sts.amazonaws.com"]
+
+
+def test_a_missing_secret_holds_the_container_until_it_exists(cluster: Cluster):
+    ref = {"secretKeyRef": {"name": "later", "key": "k"}}
+    container = {**python("print('started')"), "env": [{"name": "K", "valueFrom": ref}]}
+    cluster.create("jobs", job("waits", container))
+
+    def waiting() -> dict | None:
+        pods = cluster.job_pods("waits")
+        statuses = (pods[0].get("status") or {}).get("containerStatuses") if pods else None
+        return (statuses[0]["state"].get("waiting") or None) if statuses else None
+
+    held = wait_for(waiting, what="the container to wait")
+    assert held["reason"] == "CreateContainerConfigError"
+    assert "later" in held["message"]
+    assert cluster.get("jobs", "waits")["status"].get("succeeded") is None
+    cluster.create("secrets", {"metadata": {"name": "later"}, "stringData": {"k": "v"}})
+    done = wait_for(lambda: finished(cluster, "waits"), what="the job")
+    assert condition(done["status"]["conditions"], "Complete")
 
 
 def _aws(cluster: Cluster) -> dict[str, str]:
