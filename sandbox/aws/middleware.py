@@ -3,9 +3,9 @@
 Order per request: identify the operation; if an ``aws-throttle``, ``aws-error`` or
 ``aws-denied`` fault targets it, answer with that error in the request's protocol (each
 answer uses up one count of the fault, so ``count: N`` means "the next N calls"); EKS calls
-go to the local EKS API; S3, EC2, load balancer and Service Quotas calls pass the rules
-moto does not keep (``s3_rules``, ``ec2_rules``, ``elb_rules``, ``quotas``); all others reach
-moto unchanged.
+go to the local EKS API; S3, EC2, load balancer, IAM and Service Quotas calls pass the rules
+moto does not keep (``s3_rules``, ``ec2_rules``, ``elb_rules``, ``iam_rules``, ``quotas``);
+all others reach moto unchanged.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from sandbox.aws.ec2_rules import Ec2Rules, Lingering
 from sandbox.aws.eks_api import OPERATION_KEY, EksApi
 from sandbox.aws.elb_rules import ElbRules
 from sandbox.aws.errors import denied, error_response, throttling, unavailable
+from sandbox.aws.iam_rules import IamRules
 from sandbox.aws.moto_app import WsgiApp
 from sandbox.aws.operations import Operation, OperationIdentifier
 from sandbox.aws.quotas import QuotaRules
@@ -40,6 +41,7 @@ class AwsFrontend:
         self._ec2 = Ec2Rules(moto_app, lingering)
         self._elb = ElbRules(moto_app, lingering)
         self._quotas = QuotaRules(moto_app, settings)
+        self._iam = IamRules(moto_app)
         self._settings = settings
         self._identifier = OperationIdentifier()
         self._lock = threading.Lock()
@@ -70,6 +72,8 @@ class AwsFrontend:
             return self._ec2(operation, environ, start_response)
         if operation.service == "elasticloadbalancing":
             return self._elb(operation, environ, start_response)
+        if operation.service == "iam":
+            return self._iam(operation, environ, start_response)
         if operation.service == "servicequotas":
             return self._quotas(operation, environ, start_response)
         return self._moto(environ, start_response)

@@ -95,9 +95,16 @@ class ServiceMonitor(Model):
 
 class Container(Model):
     image: str = Field(description="Template")
+    command: list[str] = Field(
+        default_factory=list, description="Templates, one or more lines each"
+    )
     args: list[str] = Field(default_factory=list, description="Templates, one or more lines each")
     ports: dict[str, int] = Field(default_factory=dict)
     env: ValuePath | None = Field(default=None, description="Value path of a list of env entries")
+    env_vars: dict[str, str] = Field(
+        default_factory=dict,
+        description="Further env entries: name -> template of the value (empty: left out)",
+    )
     resources: ValuePath | dict[str, Any] | None = Field(
         default=None, description="Value path, or literal map with template leaves"
     )
@@ -123,6 +130,9 @@ class Workload(Container):
         default_factory=dict, description="Further labels, also in the selector (e.g. zone)"
     )
     container: str | None = Field(default=None, description="Container name (default component)")
+    service_account: str | None = Field(
+        default=None, description="Template: the pod's service account (empty: default)"
+    )
     replicas: Scalar | None = Field(default=None, description="Template; empty: left unset")
     hook: str | None = Field(default=None, description="Jobs: the helm.sh/hook events")
     volumes: list[Volume] = Field(default_factory=list)

@@ -2,8 +2,9 @@
 
 In order, later ones winning where they overlap:
 
-1. the image's: PATH, LANG, HOME (the pod's folder), and the simulator's own PYTHONPATH and
-   VIRTUAL_ENV, so the process imports the same code (the image holds it on AWS);
+1. the image's: PATH (with the sandbox's helm and kubectl, which the image has), LANG, HOME
+   (the pod's folder), and the simulator's own PYTHONPATH and VIRTUAL_ENV, so the process
+   imports the same code (the image holds it on AWS);
 2. the container's ``envFrom`` and ``env`` (values, fieldRefs, Secret and ConfigMap keys);
 3. what EKS's pod identity webhook adds to a pod whose ServiceAccount carries
    ``eks.amazonaws.com/role-arn`` (IRSA), unless the container set it: the role, a
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.kube.objects import annotations, stable_hex
+from sandbox.tools import tools_dir
 
 ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
 TOKEN_PATH = "eks.amazonaws.com/serviceaccount/token"  # under /var/run/secrets on EKS
@@ -56,7 +58,10 @@ def compose(
     """The process's environment. ``fields``: values the kubelet knows before the pod's
     status shows them (status.podIP, status.hostIP)."""
     env = {
-        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        # The image has helm and kubectl on its PATH (deployments/Containerfile).
+        "PATH": os.pathsep.join(
+            [str(tools_dir() / "bin"), os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")]
+        ),
         "LANG": "C.UTF-8",
         "HOME": str(folder),
         **{name: os.environ[name] for name in PASSED_THROUGH if name in os.environ},

@@ -98,7 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(response)
             else:
                 self._stream(response)
-        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+        except (OSError, TimeoutError):  # the client went: reset, broken pipe, TLS EOF
             self.close_connection = True
 
     def _send(self, response: Response) -> None:

@@ -230,3 +230,22 @@ def test_route53_secrets_manager_and_log_retention(aws, session):
         "logs:PutRetentionPolicy",
     ):
         assert calls[operation] == 1
+
+
+def test_a_roles_inline_policies_hold_10240_characters_at_most(aws, session):
+    iam = client(aws, session, "iam")
+    trust = {"Version": "2012-10-17", "Statement": []}
+    iam.create_role(RoleName="inline-limit", AssumeRolePolicyDocument=json.dumps(trust))
+
+    def document(actions: int) -> str:
+        # Indented, as a human writes it: whitespace does not count.
+        actions_ = [f"s3:Get{i:05d}" for i in range(actions)]
+        statement = {"Effect": "Allow", "Action": actions_, "Resource": "*"}
+        return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, indent=4)
+
+    iam.put_role_policy(RoleName="inline-limit", PolicyName="a", PolicyDocument=document(400))
+    # replacing a policy counts its new size only
+    iam.put_role_policy(RoleName="inline-limit", PolicyName="a", PolicyDocument=document(400))
+    with pytest.raises(iam.exceptions.LimitExceededException) as refused:  # 2 x 5.7 KB
+        iam.put_role_policy(RoleName="inline-limit", PolicyName="b", PolicyDocument=document(400))
+    assert "Maximum policy size of 10240 bytes exceeded for role inline-limit" in str(refused.value)

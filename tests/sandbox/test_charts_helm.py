@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from blueprint.catalogue import load_catalogue
-from blueprint.loader import load_spec
+from blueprint.loader import deep_merge, load_spec
 from sandbox.charts.build import build_repository
 from sandbox.charts.server import ChartRepository
 from sandbox.charts.standins import load_standins
@@ -126,6 +126,19 @@ DEFAULTS: dict[str, tuple[Want, ...]] = {
         Want("Job", "cert-manager-startupapicheck"),
     ),
     "external-dns": (Want("Deployment", "external-dns", {f"{C0}.args": Has(("--provider=aws",))}),),
+    "prefect-worker": (
+        Want(
+            "Deployment",
+            "prefect-worker",
+            {
+                f"{C0}.command": ["/usr/bin/tini", "-g", "--", "/opt/prefect/entrypoint.sh"],
+                f"{C0}.args": Has(("--pool", "pool", "--install-policy", "prompt")),
+                "spec.template.spec.serviceAccountName": "prefect-worker",
+            },
+        ),
+        Want("ServiceAccount", "prefect-worker"),
+        Want("Role", "prefect-worker"),
+    ),
     "emissary-crds-chart": (
         Want("CustomResourceDefinition", "hosts.getambassador.io", namespace=""),
         Want("CustomResourceDefinition", "mappings.getambassador.io", namespace=""),
@@ -251,6 +264,53 @@ PRODUCT_CASES: dict[str, Case] = {
                 "",
             ),
             Want("ServiceMonitor", "cert-manager", {"metadata.labels.release": "prometheus"}),
+        ),
+    ),
+    "prefect-worker": Case(
+        "prefect-worker",
+        {
+            "worker": {
+                "apiConfig": "selfHostedServer",
+                "selfHostedServerApiConfig": {"apiUrl": "https://prefect.platform.test/api"},
+                "config": {"workPool": "platform-sandbox", "installPolicy": "never"},
+                "clusterUid": "platform-sandbox",
+                "image": {"prefectTag": "3.9.1-python3.11-kubernetes"},
+                "resources": SMALL,
+            }
+        },
+        (
+            Want(
+                "Deployment",
+                "prefect-worker",
+                {
+                    f"{C0}.image": "prefecthq/prefect:3.9.1-python3.11-kubernetes",
+                    f"{C0}.args": [
+                        "prefect",
+                        "worker",
+                        "start",
+                        "--type",
+                        "kubernetes",
+                        "--pool",
+                        "platform-sandbox",
+                        "--install-policy",
+                        "never",
+                    ],
+                    f"{C0}.env": Has(
+                        (
+                            {
+                                "name": "PREFECT_API_URL",
+                                "value": "https://prefect.platform.test/api",
+                            },
+                            {"name": "PREFECT_KUBERNETES_CLUSTER_UID", "value": "platform-sandbox"},
+                            {
+                                "name": "PREFECT_INTEGRATIONS_KUBERNETES_OBSERVER_NAMESPACES",
+                                "value": "prefect",
+                            },
+                        )
+                    ),
+                    f"{C0}.resources": SMALL,
+                },
+            ),
         ),
     ),
     "external-dns": Case(
@@ -771,8 +831,22 @@ VARIANT_CASES: dict[str, Case] = {
     ),
 }
 
+# Charts that, as upstream, render nothing without these values (the least they require).
+REQUIRED_VALUES: dict[str, dict[str, Any]] = {
+    "prefect-worker": {
+        "worker": {
+            "config": {"workPool": "pool"},
+            "apiConfig": "selfHostedServer",
+            "selfHostedServerApiConfig": {"apiUrl": "http://prefect-server.prefect:4200/api"},
+        }
+    },
+}
+
 CASES: dict[str, Case] = {
-    **{f"{chart}-defaults": Case(chart, None, wants) for chart, wants in DEFAULTS.items()},
+    **{
+        f"{chart}-defaults": Case(chart, REQUIRED_VALUES.get(chart), wants)
+        for chart, wants in DEFAULTS.items()
+    },
     **{f"{chart}-product": case for chart, case in PRODUCT_CASES.items()},
     **VARIANT_CASES,
 }
@@ -1013,8 +1087,23 @@ def test_the_values_config_map_holds_the_chart_defaults(rendered):
     for chart in RELEASES:
         documents = rendered[f"{chart}-defaults"]
         (values_map,) = [d for d in documents if d["metadata"]["name"].endswith("-sandbox-values")]
-        defaults = load_standins().charts[chart].values
+        defaults = deep_merge(load_standins().charts[chart].values, REQUIRED_VALUES.get(chart, {}))
         assert yaml.safe_load(values_map["data"]["values.yaml"]) == defaults, chart
+
+
+def test_the_worker_chart_requires_its_work_pool_and_api(helm, repository, tmp_path):
+    """As upstream: no work pool, or a self-hosted server without its URL, renders nothing."""
+    required = REQUIRED_VALUES["prefect-worker"]["worker"]
+    for values, wanted in (
+        (None, "A Work Pool Name is required (worker.config.workPool)"),
+        (
+            {"worker": {**required, "selfHostedServerApiConfig": {"apiUrl": ""}}},
+            "The Prefect Server API URL is required",
+        ),
+    ):
+        with pytest.raises(AssertionError) as refused:
+            helm.template(repository.url, Case("prefect-worker", values), tmp_path, "required")
+        assert wanted in str(refused.value)
 
 
 def test_repo_add_search_and_pull(helm, repository, tmp_path):

@@ -135,12 +135,21 @@ empty, the Bitnami-style preset named by its resources_preset value path.
 {{- define "standin.container" -}}
 {{- $container := .container -}}
 {{- $ctx := .ctx -}}
+{{- $command := (include "standin.args" (dict "args" ($container.command | default list) "ctx" $ctx) | fromJson).v -}}
 {{- $args := (include "standin.args" (dict "args" $container.args "ctx" $ctx) | fromJson).v -}}
 {{- $resources := (include "standin.resources" (dict "container" $container "ctx" $ctx "presets" .presets) | fromJson).v -}}
 {{- $env := list -}}
 {{- with $container.env }}{{ $env = (include "standin.lookup" (dict "values" $ctx.Values "path" .) | fromJson).v }}{{ end -}}
+{{- range $name, $template := ($container.env_vars | default dict) -}}
+{{- $value := tpl $template $ctx | trim -}}
+{{- if $value }}{{ $env = append $env (dict "name" $name "value" $value) }}{{ end -}}
+{{- end -}}
 - name: {{ .name }}
   image: {{ tpl $container.image $ctx | quote }}
+  {{- with $command }}
+  command:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
   {{- with $args }}
   args:
     {{- toYaml . | nindent 4 }}
