@@ -692,6 +692,47 @@ class Runtime(Model):
     )
 
 
+# --------------------------------------------------------------------------- runner
+
+
+# The service account the in-cluster worker's flow-run jobs run as (in the `runner`
+# component's namespace): its IAM role (IRSA) is made by the foundation and given cluster
+# admin with an access entry.
+RUNNER_JOB_ACCOUNT = "platform-runner"
+
+
+class RunnerSettings(Model):
+    """The platform's own Prefect worker, inside the cluster's VPC (foundation, `runner`)."""
+
+    work_pool: DnsLabel | None = Field(
+        default=None,
+        description="The Kubernetes work pool the in-cluster worker serves; empty: "
+        "<platform>-<environment>. Deployments on it run inside the VPC",
+    )
+    image: str = Field(
+        min_length=1,
+        description="Image of its flow-run jobs: this project with helm "
+        "(deployments/Containerfile), pushed where the nodes can pull it",
+    )
+    api_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="The Prefect API as the worker and its jobs reach it from inside the "
+        "VPC; empty: the API this run reports to",
+    )
+    hand_over: bool = Field(
+        description="A private-only cluster built from outside (eks.build_access_cidrs) is "
+        "handed to the in-cluster worker when a whole-platform run ends well: public "
+        "access is switched off, and later runs from outside stop at preflight (ignored "
+        "when the endpoint is public)"
+    )
+
+
+def work_pool(spec: PlatformSpec) -> str:
+    """The work pool of the environment's in-cluster worker."""
+    return spec.runner.work_pool or f"{spec.platform.name}-{spec.platform.environment}"
+
+
 # --------------------------------------------------------------------------- the spec
 
 
@@ -718,6 +759,7 @@ class PlatformSpec(Model):
     optimization_triggers: OptimizationTriggers = Field(description="Automated triggers")
     health_monitoring: HealthMonitoring = Field(description="Health checks and re-validation")
     runtime: Runtime = Field(description="How runs execute")
+    runner: RunnerSettings = Field(description="The in-cluster Prefect worker")
     extra_needs: dict[DnsLabel, dict[DnsLabel, str]] = Field(
         default_factory=dict,
         description="Needs added to catalogue components: component -> {needed: reason}",

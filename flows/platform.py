@@ -4,7 +4,8 @@ own needs (in any workflow) are met - the DAG, not the guide's phases, sets the 
 
 Before any workflow starts, the inputs of all of them are checked (bad input touches
 nothing), and the run takes the environment's lock (a second run waits). Each subflow has
-a timeout from the plan, so the run always ends.
+a timeout from the plan, so the run always ends. A private-only cluster built from outside
+is handed to its in-cluster worker when the whole platform is up (``runner.hand_over``).
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from flows.parameters import ENVIRONMENT, SPEC_FILE, TIME_SCALE, WORKFLOW_SUBSET
 from flows.run_names import run_name
 from flows.workflow import components_of, run_context
 from flows.workflows import data_services, gitops, ingress, observability, security, service_mesh
-from tasks.inputs import preflight
+from tasks.foundation import hand_over_to_runner
+from tasks.inputs import check_reach, preflight
 from tasks.locks import environment_lock
+from tasks.runner import building_from_outside
 
 WORKFLOW_FLOWS = {
     "foundation": foundation,
@@ -63,6 +66,7 @@ async def bootstrap_platform(
     catalogue = load_catalogue()
     chosen = chosen_workflows(workflows)
     preflight(ctx.spec, components_of(catalogue, chosen))  # ... and here, for every workflow
+    check_reach(ctx.spec, ctx.aws)  # ... and when the cluster is out of this run's reach
     limits = budget(ctx, chosen)
 
     # Workflows whose first component can start earliest go first (foundation, then the
@@ -101,13 +105,20 @@ async def bootstrap_platform(
             states = [started[order.index(w)] for w in chosen]
         finally:
             readiness.reset(token)
-    outcome: dict[str, Any] = {}
-    failed = []
-    for workflow, state in zip(chosen, states, strict=True):
-        if state.is_completed():
-            outcome[workflow] = await state.aresult()
-        else:
-            failed.append(f"{workflow}: {state.message or state.name}")
-    if failed:
-        raise WorkflowsFailed("workflows failed:\n" + "\n".join(failed))
+        outcome: dict[str, Any] = {}
+        failed = []
+        for workflow, state in zip(chosen, states, strict=True):
+            if state.is_completed():
+                outcome[workflow] = await state.aresult()
+            else:
+                failed.append(f"{workflow}: {state.message or state.name}")
+        if failed:
+            raise WorkflowsFailed("workflows failed:\n" + "\n".join(failed))
+        if (
+            chosen == list(WORKFLOWS)
+            and ctx.spec.runner.hand_over
+            and building_from_outside(ctx.spec)
+        ):
+            # Still under the environment's lock: no run may reopen what this closes.
+            outcome["hand-over"] = hand_over_to_runner(ctx)
     return outcome

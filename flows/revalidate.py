@@ -41,7 +41,7 @@ from tasks.drift import (
     validation_finding,
 )
 from tasks.foundation import validate_foundation
-from tasks.inputs import preflight
+from tasks.inputs import check_reach, preflight
 from tasks.locks import environment_lock
 
 REMEDIATE = Field(
@@ -75,6 +75,7 @@ async def revalidate_platform(
     is left (all of it without ``remediate``)."""
     logger = get_run_logger()
     ctx = await run_context(environment, spec_file, time_scale)
+    check_reach(ctx.spec, ctx.aws)  # a cluster in its worker's hands is checked from there
     catalogue = load_catalogue()
     chosen = chosen_workflows(workflows)
     components = [c for c in catalogue.components if c.workflow in chosen]

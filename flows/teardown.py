@@ -26,6 +26,7 @@ from flows.parameters import ENVIRONMENT, SPEC_FILE, TIME_SCALE
 from flows.run_names import run_name
 from flows.workflow import run_context
 from tasks.context import RunContext
+from tasks.runner import IN_CLUSTER, RUNNER_ENV, in_cluster
 from tasks.teardown import aws as aws_steps
 from tasks.teardown import check as check_steps
 from tasks.teardown import cluster as cluster_steps
@@ -43,6 +44,10 @@ class ConfirmationMismatch(ValueError):
 
 
 class TeardownFailed(RuntimeError):
+    pass
+
+
+class InsideTheCluster(RuntimeError):
     pass
 
 
@@ -217,6 +222,12 @@ async def teardown_platform(
 ) -> dict[str, Any]:
     """Tear the platform down; refuses unless ``confirm`` equals ``environment``."""
     check_confirmation(environment, confirm)  # before anything is read or touched
+    if in_cluster():
+        raise InsideTheCluster(
+            f"teardown of {environment}: this run executes inside the cluster it would "
+            f"delete ({RUNNER_ENV}={IN_CLUSTER}); run it from outside the VPC, from an "
+            "address in eks.build_access_cidrs (docs/aws-account.md); nothing was touched"
+        )
     ctx = await run_context(environment, spec_file, time_scale)
     record = Record(environment)
     # Deleting takes about as long as creating: the whole platform's budget.

@@ -15,7 +15,7 @@ from flows.dag import readiness, run_components
 from flows.futures import settled
 from flows.launchers import submit, task_options
 from tasks.context import RunContext
-from tasks.inputs import preflight
+from tasks.inputs import check_reach, preflight
 from tasks.platform import check_gate
 from tasks.progress import board
 
@@ -53,6 +53,7 @@ async def run_workflow(workflow: str, ctx: RunContext) -> dict[str, Any]:
         shared.begin(workflow)
         return await _run(workflow, ctx, catalogue, components)
     preflight(ctx.spec, components)  # bad input stops here, before anything is touched
+    check_reach(ctx.spec, ctx.aws)  # ... and a cluster this run cannot reach
     async with exclusive(ctx, budget(ctx, [workflow]).run, f"workflow {workflow}"):
         return await _run(workflow, ctx, catalogue, components)
 

@@ -12,7 +12,7 @@ from typing import Any
 from prefect import task
 
 from tasks.aws.addons import ensure_addon
-from tasks.aws.eks import Cluster, ensure_cluster
+from tasks.aws.eks import Cluster, ensure_cluster, hand_over
 from tasks.aws.iam import Roles, ensure_roles
 from tasks.aws.nodegroups import NodeGroups, ensure_node_groups
 from tasks.aws.volumes import volume_tags
@@ -74,6 +74,13 @@ def converge_storage_class(ctx: RunContext, component: str = "storage-class") ->
         return ensure_storage_classes(
             ctx.kube(), ctx.spec.storage_class, ctx.pace, volume_tags(ctx.spec)
         )
+
+
+@task(name="hand-over", task_run_name="hand-over", **CONVERGE)
+def hand_over_to_runner(ctx: RunContext) -> list[str]:
+    """The whole platform is up, built from outside: public access off, so that from now
+    on the in-cluster worker, inside the VPC, is the one runner that reaches the API."""
+    return hand_over(ctx.spec, ctx.aws, ctx.pace)
 
 
 @task(

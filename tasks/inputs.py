@@ -12,7 +12,9 @@ from prefect.blocks.system import Secret
 from blueprint.catalogue import Component
 from blueprint.errors import SpecError
 from blueprint.spec import PlatformSpec, dns_token_block
-from tasks.runner import reach_problems
+from tasks.aws.clients import AwsClients
+from tasks.aws.eks import describe_cluster, handed_over
+from tasks.runner import handed_over_problems, in_cluster, reach_problems
 
 TOKEN_FIELD = "ingress.external_dns.token_secret_block"
 # Cloudflare API tokens: 40 letters and digits (before 2026), or a cfut_/cfat_ prefix, 40
@@ -64,5 +66,17 @@ def preflight(spec: PlatformSpec, components: Iterable[Component]) -> None:
             dns_token(spec)
         except SpecError as exc:
             problems += exc.problems
+    if problems:
+        raise SpecError(problems)
+
+
+def check_reach(spec: PlatformSpec, aws: AwsClients) -> None:
+    """Once a cluster is in its in-cluster worker's hands, a run from outside would find its
+    API out of reach halfway: it stops here instead, before anything is touched."""
+    if in_cluster():
+        return
+    problems = handed_over_problems(
+        spec, handed_over(spec, describe_cluster(aws, spec.eks.cluster_name))
+    )
     if problems:
         raise SpecError(problems)

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client as k8s
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from blueprint.catalogue import Component
-from blueprint.spec import STORAGE_PARTS, bucket_name
+from blueprint.spec import RUNNER_JOB_ACCOUNT, STORAGE_PARTS, bucket_name, work_pool
 from blueprint.units import duration_seconds
 from tasks.aws.errors import AwsError, aws_call
 from tasks.aws.iam import SERVICE_ACCOUNT_ROLES
@@ -36,9 +36,12 @@ from tasks.helm import MANAGED_BY, apply_crds, chart_crds, ensure_namespace, ens
 from tasks.inputs import dns_token
 from tasks.kube import converge_object
 from tasks.locks import helm_slot
+from tasks.polling import poll_until
 from tasks.progress import board
 from tasks.retries import CONVERGE
 from tasks.values import ValuesContext, chart_values
+from tasks.values.context import ROLE_ANNOTATION
+from tasks.work_pool import ensure_work_pool, runner_api_url, worker_online
 
 DNS_TOKEN_SECRET = "external-dns-cloudflare"  # the k8s Secret external-dns reads (api-token)
 
@@ -64,6 +67,7 @@ def values_context(ctx: RunContext, namespaces: dict[str, str]) -> ValuesContext
         buckets={part: bucket_name(ctx.spec, part, ctx.aws.account_id()) for part in STORAGE_PARTS},
         service_account_roles=service_account_roles(ctx),
         dns_token_secret=DNS_TOKEN_SECRET,
+        prefect_api_url=runner_api_url(ctx.spec),
     )
 
 
@@ -93,10 +97,53 @@ def _dns_token(ctx: RunContext, api: k8s.ApiClient, namespace: str) -> None:
     )
 
 
-# Steps a release needs in the cluster before helm runs, by component.
+def _runner_pool(ctx: RunContext, api: k8s.ApiClient, namespace: str) -> None:
+    """The work pool the worker will serve, with the platform's job template, and the
+    service account its flow-run jobs run as, bound to the runner's IAM role (IRSA)."""
+    changed = ensure_work_pool(ctx.spec, namespace)
+    if changed:
+        get_run_logger().info(changed)
+    role = service_account_roles(ctx).get("runner")
+    if role is None:
+        raise GateNotReady("runner: its IAM role is missing (made by the foundation's eks)")
+    body = {
+        "metadata": {
+            "name": RUNNER_JOB_ACCOUNT,
+            "labels": dict(MANAGED_BY),
+            "annotations": {ROLE_ANNOTATION: role},
+        }
+    }
+    core = k8s.CoreV1Api(api)
+
+    def update(current: k8s.V1ServiceAccount) -> str | None:
+        if (current.metadata.annotations or {}).get(ROLE_ANNOTATION) == role:
+            return None
+        core.patch_namespaced_service_account(RUNNER_JOB_ACCOUNT, namespace, body)
+        return "annotated"
+
+    converge_object(
+        lambda: core.read_namespaced_service_account(RUNNER_JOB_ACCOUNT, namespace),
+        lambda: core.create_namespaced_service_account(namespace, body),
+        update,
+    )
+
+
+def _runner_online(ctx: RunContext, budget: float) -> None:
+    """The release is Ready once its worker polls the pool, not merely once its pod runs."""
+    poll_until(
+        lambda: True if worker_online(ctx.spec) else None,
+        timeout=budget,
+        interval=ctx.pace.poll(10),
+        what=f"a worker polling work pool {work_pool(ctx.spec)!r}",
+    )
+
+
+# Steps a release needs in the cluster before helm runs, and after it, by component.
 BEFORE_RELEASE: dict[str, Callable[[RunContext, k8s.ApiClient, str], None]] = {
     "external-dns": _dns_token,
+    "runner": _runner_pool,
 }
+AFTER_RELEASE: dict[str, Callable[[RunContext, float], None]] = {"runner": _runner_online}
 
 
 @task(name="helm-release", task_run_name="{component.name}", **CONVERGE)
@@ -130,6 +177,8 @@ async def converge_release(
                 repository_override=ctx.target.chart_repository,
                 slot=slot,
             )
+        if name in AFTER_RELEASE:
+            AFTER_RELEASE[name](ctx, budget)
         board.note(name, workflow, result.action)
         return result.__dict__
 

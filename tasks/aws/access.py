@@ -2,10 +2,11 @@
 
 The cluster is created in the API authentication mode, so access is given by access entries
 and access policies, not by the aws-auth ConfigMap. Each principal in ``eks.admin_principals``
-gets a STANDARD entry, tagged as the platform's, with AmazonEKSClusterAdminPolicy over the
-whole cluster. Convergent: a missing entry or policy is added; an entry of ours whose
-principal has left the spec is deleted. Entries the platform did not make (the creator's,
-the ones EKS makes for node roles, anyone's made by hand) are never touched.
+(and the in-cluster runner's role) gets a STANDARD entry, tagged as the platform's, with
+AmazonEKSClusterAdminPolicy over the whole cluster. Convergent: a missing entry or policy is
+added; an entry of ours whose principal has left the spec is deleted. Entries the platform
+did not make (the creator's, the ones EKS makes for node roles, anyone's made by hand) are
+never touched.
 """
 
 from __future__ import annotations
@@ -41,10 +42,12 @@ def authentication_mode(
         changes.append(f"authentication mode {mode}")
 
 
-def ensure_access_entries(spec: PlatformSpec, aws: AwsClients, cluster: str) -> list[str]:
+def ensure_access_entries(
+    spec: PlatformSpec, aws: AwsClients, cluster: str, admins: list[str]
+) -> list[str]:
     """Converge the admin principals' entries and policies; returns what changed."""
     eks, identity = aws("eks"), Identity.of(spec)
-    wanted = set(spec.eks.admin_principals)
+    wanted = set(admins)
     with aws_call("eks:ListAccessEntries"):
         pages = eks.get_paginator("list_access_entries").paginate(clusterName=cluster)
         present = {arn for page in pages for arn in page["accessEntries"]}

@@ -127,12 +127,14 @@ def _vpc_config(spec: PlatformSpec, network: Network) -> dict[str, Any]:
     }
 
 
-def endpoint_access(spec: PlatformSpec) -> dict[str, Any]:
+def endpoint_access(spec: PlatformSpec, building: bool | None = None) -> dict[str, Any]:
     """The endpoint settings EKS should hold: public access, where on, open only to the
     spec's CIDRs (EKS's default, when none are given, is 0.0.0.0/0). A private-only
-    endpoint built from outside the VPC is public for the build CIDRs alone."""
+    endpoint built from outside the VPC (``building``; default: whether this run is) is
+    public for the build CIDRs alone."""
     eks = spec.eks
-    building = building_from_outside(spec)
+    if building is None:
+        building = building_from_outside(spec)
     access: dict[str, Any] = {
         "endpointPrivateAccess": eks.endpoint_private_access,
         "endpointPublicAccess": eks.endpoint_public_access or building,
@@ -167,16 +169,42 @@ def _reconcile_config(
             )["update"]
         wait_update(aws, cluster["name"], update, pace)
         changes.append(f"control-plane logs {sorted(wanted_logs)}")
-    vpc = cluster.get("resourcesVpcConfig", {})
-    access = endpoint_access(spec)
-    current = {**vpc, "publicAccessCidrs": sorted(vpc.get("publicAccessCidrs") or [OPEN])}
-    if any(current.get(k) != v for k, v in access.items()):
-        with aws_call("eks:UpdateClusterConfig"):
-            update = eks.update_cluster_config(name=cluster["name"], resourcesVpcConfig=access)[
-                "update"
-            ]
-        wait_update(aws, cluster["name"], update, pace)
+    if converge_endpoint(spec, aws, cluster, pace):
         changes.append("endpoint access")
+
+
+def converge_endpoint(
+    spec: PlatformSpec, aws: AwsClients, cluster: dict, pace: Pace, building: bool | None = None
+) -> bool:
+    """Put the endpoint's access where ``endpoint_access`` says, an update waited for;
+    True when it changed."""
+    vpc = cluster.get("resourcesVpcConfig", {})
+    access = endpoint_access(spec, building)
+    current = {**vpc, "publicAccessCidrs": sorted(vpc.get("publicAccessCidrs") or [OPEN])}
+    if all(current.get(k) == v for k, v in access.items()):
+        return False
+    with aws_call("eks:UpdateClusterConfig"):
+        update = aws("eks").update_cluster_config(name=cluster["name"], resourcesVpcConfig=access)
+    wait_update(aws, cluster["name"], update["update"], pace)
+    return True
+
+
+def hand_over(spec: PlatformSpec, aws: AwsClients, pace: Pace) -> list[str]:
+    """Switch the build access off: from now on the API answers inside the VPC only, where
+    the in-cluster worker runs the platform's flows."""
+    cluster = owned_cluster(spec, aws)
+    if cluster is None or not converge_endpoint(spec, aws, cluster, pace, building=False):
+        return []
+    return [f"endpoint of {cluster['name']}: public access off, handed to the in-cluster worker"]
+
+
+def handed_over(spec: PlatformSpec, cluster: dict | None) -> bool:
+    """Whether the cluster is in its in-cluster worker's hands: a private-only spec whose
+    build ends in a hand-over, and an endpoint with public access off (only the hand-over,
+    or a run inside the VPC, switches off what a build from outside opens)."""
+    if cluster is None or not spec.runner.hand_over or spec.eks.endpoint_public_access:
+        return False
+    return not cluster.get("resourcesVpcConfig", {}).get("endpointPublicAccess", True)
 
 
 def wait_active(aws: AwsClients, name: str, pace: Pace, budget: float) -> dict[str, Any]:
@@ -240,12 +268,14 @@ def ensure_cluster(
                 f"version drift: running {cluster['version']}, spec {spec.eks.version} "
                 "(upgrade with a planned update, not at convergence)"
             )
-    changes += access.ensure_access_entries(spec, aws, name)
     issuer = cluster.get("identity", {}).get("oidc", {}).get("issuer", "")
     sa_roles: dict[str, str] = {}
     if issuer:
         sa_roles, sa_changes = ensure_service_account_roles(spec, aws, issuer)
         changes += sa_changes
+    # The in-cluster runner's flows act as its role: it is an admin like the spec's.
+    admins = [*spec.eks.admin_principals, *filter(None, [sa_roles.get("runner")])]
+    changes += access.ensure_access_entries(spec, aws, name, admins)
     return Cluster(
         name=name,
         arn=cluster["arn"],

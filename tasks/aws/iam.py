@@ -1,6 +1,6 @@
 """IAM: the cluster and node roles with the managed policies EKS needs, the cluster's OIDC
 provider, and the service-account roles (IRSA): ebs-csi, Mimir and Loki (each to its own
-bucket), and external-dns and cert-manager where DNS is Route 53.
+bucket), external-dns and cert-manager where DNS is Route 53, and the in-cluster runner.
 
 Least privilege: the node role holds only what EKS needs of a node. Anything a pod needs
 goes to its service account's role, since every pod on a node could use the node role
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
-from blueprint.spec import SERVICE_ACCOUNTS, PlatformSpec, bucket_name
+from blueprint.spec import RUNNER_JOB_ACCOUNT, SERVICE_ACCOUNTS, PlatformSpec, bucket_name
 from tasks.aws.clients import AwsClients
 from tasks.aws.errors import AwsError, aws_call, create_or_adopt
 from tasks.aws.identity import Identity
@@ -78,6 +78,14 @@ def _dns_on_route53(spec: PlatformSpec) -> bool:
     return spec.ingress.external_dns.provider == "aws"
 
 
+def _runner_policy(spec: PlatformSpec, account_id: str) -> dict[str, Any]:
+    """The in-cluster runner does what any runner of the platform does: the least-privilege
+    policy of ``platformctl iam-policy`` (about 9 KB; a role's inline policies may hold 10)."""
+    from tasks.aws.permissions import iam_policy  # it names this module's roles
+
+    return iam_policy(spec, account_id)
+
+
 @dataclass(frozen=True)
 class ServiceAccountRole:
     suffix: str  # the role is <platform>-<environment>-<suffix>
@@ -103,6 +111,9 @@ SERVICE_ACCOUNT_ROLES = (
     ServiceAccountRole(
         "cert-manager", "ingress", "cert-manager", inline=_route53, wanted=_dns_on_route53
     ),
+    # The flow-run jobs of the in-cluster worker (catalogue component `runner`, namespace
+    # prefect); the role also gets an access entry as cluster admin.
+    ServiceAccountRole("runner", "prefect", RUNNER_JOB_ACCOUNT, inline=_runner_policy),
 )
 
 

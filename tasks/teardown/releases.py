@@ -14,12 +14,13 @@ from blueprint.catalogue import Catalogue, Component
 from blueprint.plan import resolve_needs
 from blueprint.spec import PlatformSpec
 from blueprint.units import duration_seconds
-from tasks.aws.eks import owned_cluster
+from tasks.aws.eks import converge_endpoint, owned_cluster
 from tasks.aws.errors import TransientAwsError
 from tasks.context import RunContext, helm_binary
 from tasks.helm import list_releases, uninstall_release
 from tasks.locks import helm_slot
 from tasks.retries import CONVERGE
+from tasks.runner import building_from_outside
 from tasks.teardown.base import (
     RELEASE_SECONDS,
     managed_selector,
@@ -133,8 +134,13 @@ def cluster_access(ctx: RunContext) -> str | None:
     of reach, or no cluster at all). Throttling on the way is retried, not taken for an
     answer: a cluster taken for out of reach has its releases and Services skipped. A
     cluster of the spec's name that is not the platform's stops the teardown here, before
-    anything in it is touched."""
-    owned_cluster(ctx.spec, ctx.aws)
+    anything in it is touched.
+
+    A cluster handed to its in-cluster worker is opened to the build CIDRs again first: the
+    teardown runs from outside, since it removes the worker with everything else."""
+    cluster = owned_cluster(ctx.spec, ctx.aws)
+    if cluster is not None and cluster["status"] == "ACTIVE" and building_from_outside(ctx.spec):
+        converge_endpoint(ctx.spec, ctx.aws, cluster, ctx.pace)
     try:
         with ctx.kube() as api:
             k8s.VersionApi(api).get_code()

@@ -11,13 +11,14 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from tasks.values import data, gitops, ingress, mesh, observability, security
+from tasks.values import data, gitops, ingress, mesh, observability, runner, security
 from tasks.values.context import ValuesContext, catalogue_namespaces
 from tasks.values.observability import service_url
 
 Builder = Callable[[ValuesContext], dict[str, Any]]
 
 BUILDERS: dict[str, Builder] = {
+    **runner.BUILDERS,
     **ingress.BUILDERS,
     **observability.BUILDERS,
     **gitops.BUILDERS,

@@ -25,6 +25,7 @@ class ValuesContext:
     buckets: dict[str, str]  # "mimir" / "loki" -> S3 bucket name
     service_account_roles: dict[str, str]  # "external-dns" / "cert-manager" / ... -> role ARN
     dns_token_secret: str  # Secret (key "api-token") holding the Cloudflare API token
+    prefect_api_url: str = ""  # the Prefect API the in-cluster worker reports to
 
     @property
     def storage_class(self) -> str:

@@ -224,15 +224,15 @@ def test_production_deployments_fit_the_kubernetes_pool(stack: Stack) -> None:
         )
         assert done.returncode == 0, done.stdout + done.stderr
 
-    run("work-pool", "create", "platform-kubernetes", "--type", "kubernetes")
+    run("work-pool", "create", "platform-production", "--type", "kubernetes")
     # One is enough: they share their pool settings (tests/unit/test_prefect_yaml.py).
     run("--no-prompt", "deploy", "--name", "bootstrap_platform/production")
     production = [d for d in stack.api("deployments") if d["name"] == "production"]
     assert [d["flow"] for d in production] == ["bootstrap_platform"]
-    assert production[0]["work_pool"] == "platform-kubernetes"
+    assert production[0]["work_pool"] == "platform-production"
     variables = production[0]["job_variables"]
     assert variables["image"] == "registry.example/platform-bootstrap:1.0"
-    assert variables["service_account_name"] == "platform-bootstrap"
+    assert variables["service_account_name"] == "platform-runner"
     assert variables["memory_limit"] == "2Gi"
 
 

@@ -89,8 +89,9 @@ def no_fault_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]
 
 
 @pytest.fixture(scope="module")
-def first_run(prefect_api: None, target: PlatformTarget) -> FlowRun:
-    """The foundation flow on a sandbox where nothing exists yet."""
+def first_run(prefect_api: None, target: PlatformTarget, helm_binary: str) -> FlowRun:
+    """The foundation flow on a sandbox where nothing exists yet (its one chart, the
+    in-cluster worker, included)."""
     board.reset()
     state = asyncio.run(foundation(environment="sandbox", return_state=True))
     components = {name: copy.copy(run) for name, run in board.runs.items()}
@@ -173,6 +174,7 @@ def test_components_start_as_soon_as_their_needs_complete(first_run: FlowRun):
     assert started("foundation-gate") >= max(
         finished(n) for n in ("node-groups", "addon-vpc-cni", "addon-kube-proxy", "addon-coredns")
     )
+    assert started("runner") >= finished("foundation-gate")
 
 
 def test_rerun_makes_no_mutating_aws_call_and_changes_nothing(
@@ -381,7 +383,7 @@ def test_platformctl_up_inventory_and_sandbox_down(tmp_path: Path):
             "vpc-endpoint": 1,
             "security-group": 1,
             "launch-template": len(SPEC.node_groups),
-            "iam-role": 5,
+            "iam-role": 6,  # cluster, node; IRSA: ebs-csi, mimir, loki, runner
             "oidc-provider": 1,
             "eks-cluster": 1,
             "eks-nodegroup": len(SPEC.node_groups),

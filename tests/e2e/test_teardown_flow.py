@@ -65,6 +65,7 @@ from tasks.aws.permissions import (
 from tasks.aws.s3 import ensure_bucket
 from tasks.aws.volumes import volume_tags
 from tasks.helm import MANAGED_BY
+from tasks.runner import IN_CLUSTER, RUNNER_ENV
 from tests.e2e.prefect_queries import task_run_messages
 
 pytestmark = pytest.mark.e2e
@@ -401,14 +402,17 @@ def refused(
     helm_binary: str,
     stack: SandboxStack,
 ) -> tuple[list[State], list[tuple[float, str]], bool]:
-    """Teardowns whose confirmation names another environment or is missing, while all
-    is up."""
+    """Teardowns whose confirmation names another environment or is missing, and one run
+    inside the cluster it would delete, while all is up."""
     before = (inventory(target), helm_list(helm_binary, stack))
     aws_calls.take()
     states = [
         teardown(confirm="production"),
         asyncio.run(teardown_platform(environment="sandbox", return_state=True)),
     ]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(RUNNER_ENV, IN_CLUSTER)
+        states.append(teardown())
     calls = aws_calls.take()
     unchanged = (inventory(target), helm_list(helm_binary, stack)) == before
     return states, calls, unchanged
@@ -490,9 +494,10 @@ def second(first: Teardown, aws_calls: AwsCalls) -> tuple[State, list[tuple[floa
 # ------------------------------------------------------------------ wrong confirmation
 
 
-def test_a_wrong_confirmation_fails_before_any_call(refused: Any):
-    (wrong, missing), calls, unchanged = refused
-    assert wrong.is_failed() and missing.is_failed()
+def test_a_wrong_confirmation_or_a_run_inside_fails_before_any_call(refused: Any):
+    (wrong, missing, inside), calls, unchanged = refused
+    assert wrong.is_failed() and missing.is_failed() and inside.is_failed()
+    assert "executes inside the cluster it would delete" in inside.message, inside.message
     assert "confirm: type the environment's name 'sandbox'" in wrong.message, wrong.message
     assert "(got 'production'); nothing was touched" in wrong.message
     assert "(got nothing); nothing was touched" in missing.message, missing.message

@@ -23,6 +23,7 @@ from tasks.aws.access import CLUSTER_ADMIN, ensure_access_entries
 from tasks.aws.clients import AwsClients
 from tasks.aws.eks import ensure_cluster
 from tasks.aws.iam import ensure_roles
+from tasks.aws.identity import Identity
 from tasks.aws.vpc import ensure_network
 from tasks.kube import api_client
 from tests.sandbox.foundation_sandbox import FAST, Sandbox, new_clients, spec_named
@@ -83,23 +84,21 @@ def namespaces(aws: AwsClients, spec: PlatformSpec, namespace: str | None = None
     return 200
 
 
-def with_admins(spec: PlatformSpec, *principals: str) -> PlatformSpec:
-    return spec.model_copy(
-        update={"eks": spec.eks.model_copy(update={"admin_principals": list(principals)})}
-    )
-
-
 # ------------------------------------------------------------------ the sandbox's API
 
 
-def test_the_creator_gets_an_admin_entry_in_the_api_mode(made):
+def test_the_creator_and_the_runner_get_admin_entries_in_the_api_mode(made):
     spec, aws = made
     eks, name = aws("eks"), spec.eks.cluster_name
     cluster = eks.describe_cluster(name=name)["cluster"]
     assert cluster["accessConfig"]["authenticationMode"] == "API"
-    (creator,) = eks.list_access_entries(clusterName=name)["accessEntries"]
-    policies = eks.list_associated_access_policies(clusterName=name, principalArn=creator)
-    assert [p["policyArn"] for p in policies["associatedAccessPolicies"]] == [CLUSTER_ADMIN]
+    runner = aws("iam").get_role(RoleName=f"{Identity.of(spec).prefix}-runner")["Role"]["Arn"]
+    entries = eks.list_access_entries(clusterName=name)["accessEntries"]
+    (creator,) = [arn for arn in entries if arn != runner]
+    # ... and the in-cluster runner's role, whose flows act as it, is an admin too
+    for principal in (creator, runner):
+        policies = eks.list_associated_access_policies(clusterName=name, principalArn=principal)
+        assert [p["policyArn"] for p in policies["associatedAccessPolicies"]] == [CLUSTER_ADMIN]
     assert namespaces(aws, spec) == 200
 
 
@@ -163,11 +162,12 @@ def test_admin_principals_get_cluster_admin_and_lose_it_when_removed(sandbox: Sa
     other, _ = as_role(sandbox, aws, "by-hand")
     eks.create_access_entry(clusterName=name, principalArn=other)  # not the platform's
     assert namespaces(worker, spec) == 401
-    changes = ensure_access_entries(with_admins(spec, arn), aws, name)
+    runner = aws("iam").get_role(RoleName=f"{Identity.of(spec).prefix}-runner")["Role"]["Arn"]
+    changes = ensure_access_entries(spec, aws, name, [runner, arn])
     assert changes == [f"access entry {arn}", f"cluster admin for {arn}"]
     assert namespaces(worker, spec) == 200
-    assert ensure_access_entries(with_admins(spec, arn), aws, name) == []  # converged
-    assert ensure_access_entries(spec, aws, name) == [
+    assert ensure_access_entries(spec, aws, name, [runner, arn]) == []  # converged
+    assert ensure_access_entries(spec, aws, name, [runner]) == [
         f"removed access entry {arn} (no longer in the spec)"
     ]
     assert namespaces(worker, spec) == 401

@@ -1,6 +1,7 @@
 """Reaching a private cluster: the sandbox answers a runner outside the VPC only through
 public access that lets its address in, and the product builds a private-only cluster
-from outside through public access for ``eks.build_access_cidrs`` alone."""
+from outside through public access for ``eks.build_access_cidrs`` alone, then hands it to its
+in-cluster worker."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ from urllib3.exceptions import MaxRetryError, ProtocolError
 
 from blueprint.catalogue import load_catalogue
 from blueprint.errors import SpecError
+from blueprint.spec import work_pool
 from sandbox.cluster import RUNNER_ADDRESS
-from tasks.aws.eks import ensure_cluster
+from tasks.aws.eks import converge_endpoint, ensure_cluster, hand_over, owned_cluster
 from tasks.aws.iam import ensure_roles
 from tasks.aws.updates import wait_update
 from tasks.aws.vpc import ensure_network
-from tasks.inputs import preflight
+from tasks.inputs import check_reach, preflight
 from tasks.kube import api_client
 from tasks.runner import IN_CLUSTER, RUNNER_ENV
 from tests.sandbox.foundation_sandbox import FAST, Sandbox, new_clients, spec_named
@@ -81,3 +83,34 @@ def list_namespaces(aws, cluster: str) -> str:
         except (MaxRetryError, ProtocolError, ConnectionError):
             return "no answer"
     return "answered"
+
+
+def test_a_cluster_handed_to_its_worker_stops_runs_from_outside_until_reopened(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv(RUNNER_ENV, raising=False)
+    spec, aws = spec_named("handed"), new_clients(sandbox)
+    spec = spec.model_copy(update={"runner": spec.runner.model_copy(update={"hand_over": True})})
+    eks, name = aws("eks"), spec.eks.cluster_name
+    ensure_cluster(spec, aws, ensure_network(spec, aws), ensure_roles(spec, aws), FAST)
+    check_reach(spec, aws)  # being built from outside: open to the build CIDRs
+
+    assert hand_over(spec, aws, FAST) == [
+        f"endpoint of {name}: public access off, handed to the in-cluster worker"
+    ]
+    assert hand_over(spec, aws, FAST) == []  # done already
+    vpc = eks.describe_cluster(name=name)["cluster"]["resourcesVpcConfig"]
+    assert (vpc["endpointPublicAccess"], vpc["endpointPrivateAccess"]) == (False, True)
+    assert list_namespaces(aws, name) == "no answer"
+    with pytest.raises(SpecError) as refused:
+        check_reach(spec, aws)  # a run from outside stops before touching anything
+    (problem,) = refused.value.problems
+    assert f"work pool {work_pool(spec)!r}" in problem and "docs/aws-account.md" in problem
+    assert "runner.hand_over: false" in problem  # and how to build from outside again
+    monkeypatch.setenv(RUNNER_ENV, IN_CLUSTER)
+    check_reach(spec, aws)  # the worker's runs go on
+    monkeypatch.delenv(RUNNER_ENV)
+
+    # A teardown, which runs from outside, opens the build access again first.
+    assert converge_endpoint(spec, aws, owned_cluster(spec, aws), FAST) is True
+    assert list_namespaces(aws, name) == "answered"

@@ -27,9 +27,10 @@ from botocore.retries.bucket import TokenBucket
 from botocore.retries.standard import ExponentialBackoff
 from kubernetes import client as k8s
 
+from blueprint.catalogue import load_catalogue
 from blueprint.loader import load_spec
 from blueprint.pace import Pace
-from blueprint.spec import PlatformSpec, bucket_name
+from blueprint.spec import RUNNER_JOB_ACCOUNT, PlatformSpec, bucket_name
 from sandbox.kube.nodes import CLUSTER_ANNOTATION
 from sandbox.settings import Fault, SandboxSettings
 from tasks.aws.addons import AddOn, _create_through_lag, ensure_addon
@@ -46,6 +47,7 @@ from tasks.aws.iam import Roles, delete_roles, ensure_roles, ensure_service_acco
 from tasks.aws.identity import Identity, tag_dict
 from tasks.aws.inventory import aws_inventory
 from tasks.aws.nodegroups import NodeGroups, delete_node_groups, ensure_node_groups
+from tasks.aws.permissions import iam_policy
 from tasks.aws.volumes import volume_tags
 from tasks.aws.vpc import Network, ensure_network
 from tasks.kube import api_client
@@ -327,6 +329,8 @@ def test_oidc_provider_and_service_account_roles(foundation: Foundation, aws):
         "ebs-csi": "system:serviceaccount:kube-system:ebs-csi-controller-sa",
         "mimir": f"system:serviceaccount:{observability}:mimir",
         "loki": f"system:serviceaccount:{observability}:loki",
+        "runner": f"system:serviceaccount:{load_catalogue().component('runner').namespace}:"
+        f"{RUNNER_JOB_ACCOUNT}",
     }
     assert set(cluster.service_account_roles) == set(expected_subjects)
     for suffix, subject in expected_subjects.items():
@@ -346,6 +350,11 @@ def test_oidc_provider_and_service_account_roles(foundation: Foundation, aws):
         resources = {r for s in inline["PolicyDocument"]["Statement"] for r in s["Resource"]}
         bucket = f"arn:aws:s3:::{bucket_name(foundation.spec, part, aws.account_id())}"
         assert resources == {bucket, f"{bucket}/*"}
+    # The in-cluster runner does what any runner does: the policy `platformctl iam-policy`
+    # prints, inline (inside IAM's 10 KB for a role's inline policies).
+    role = cluster.service_account_roles["runner"].rsplit("/", 1)[-1]
+    inline = iam.get_role_policy(RoleName=role, PolicyName=f"{role}-inline")["PolicyDocument"]
+    assert inline == iam_policy(foundation.spec, aws.account_id())
 
 
 def test_access_an_earlier_version_granted_is_taken_back(aws):

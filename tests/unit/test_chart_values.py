@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import prefect
 import pytest
 import yaml
 
 from blueprint.catalogue import load_catalogue
 from blueprint.loader import load_spec, validate_spec
-from blueprint.spec import bucket_name
+from blueprint.spec import bucket_name, work_pool
 from sandbox.charts.build import build_repository
 from sandbox.tools import ensure_tools
 from tasks.values import (
@@ -50,6 +51,7 @@ ROLES = {
     "loki": "arn:aws:iam::123456789012:role/platform-sandbox-loki",
 }
 TOKEN_SECRET = "cloudflare-api-token"
+PREFECT_API = "https://prefect.platform.test/api"
 ACCOUNT = "210987654321"
 
 
@@ -60,6 +62,7 @@ def context(spec, roles: dict[str, str] | None = None) -> ValuesContext:
         buckets={storage: bucket_name(spec, storage, ACCOUNT) for storage in ("mimir", "loki")},
         service_account_roles=dict(ROLES if roles is None else roles),
         dns_token_secret=TOKEN_SECRET,
+        prefect_api_url=PREFECT_API,
     )
 
 
@@ -412,6 +415,8 @@ def upstream() -> Path:
 NO_UPSTREAM_FILE = {
     "mimir": "mimir-distributed 6.2.0 is missing there; its keys follow the chart's docs",
     "emissary-crds": "emissary-crds-chart is not collected; enableLegacyVersions is its key",
+    "runner": "prefect-worker is not collected; its keys follow the chart's values.yaml and "
+    "values.schema.json at the pinned version",
 }
 # Paths the product sets that the defaults do not spell out: (component, path prefix) -> why.
 NOT_IN_DEFAULTS = {
@@ -825,7 +830,18 @@ def data_service_check(statefulsets: dict[str, str], volume: str) -> Callable[..
     return check
 
 
+def check_runner(r: Rendered, all_: dict[str, Rendered], ctx: ValuesContext) -> None:
+    container = r.container("Deployment", "prefect-worker")
+    assert container["args"][:3] == ["prefect", "worker", "start"]
+    assert container["args"][container["args"].index("--pool") + 1] == work_pool(ctx.spec)
+    assert container["args"][container["args"].index("--type") + 1] == "kubernetes"
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["PREFECT_API_URL"] == PREFECT_API
+    assert container["image"] == f"prefecthq/prefect:{prefect.__version__}-python3.11-kubernetes"
+
+
 CHECKS: dict[str, Callable[[Rendered, dict[str, Rendered], ValuesContext], None]] = {
+    "runner": check_runner,
     "cert-manager": check_cert_manager,
     "external-dns": check_external_dns,
     "emissary-crds": check_emissary_crds,

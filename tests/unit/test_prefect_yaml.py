@@ -8,8 +8,9 @@ from pathlib import Path
 import yaml
 from prefect.flows import load_flow_from_entrypoint
 
+from blueprint.catalogue import load_catalogue
 from blueprint.loader import load_spec
-from blueprint.spec import WORKFLOWS
+from blueprint.spec import RUNNER_JOB_ACCOUNT, WORKFLOWS, work_pool
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENT = yaml.safe_load((ROOT / "prefect.yaml").read_text())
@@ -29,13 +30,22 @@ def test_every_flow_has_a_sandbox_and_a_production_deployment() -> None:
     sandbox, production = deployments("sandbox"), deployments("production")
     assert set(sandbox) == set(production) == FLOWS
     assert len(DOCUMENT["deployments"]) == 2 * len(FLOWS)
+    in_cluster = production["bootstrap_platform"]["work_pool"]
+    assert in_cluster["name"] == work_pool(load_spec("production"))
+    assert in_cluster["job_variables"]["service_account_name"] == RUNNER_JOB_ACCOUNT
+    assert (
+        in_cluster["job_variables"]["namespace"] == load_catalogue().component("runner").namespace
+    )
+    assert in_cluster["job_variables"]["image"] == "{{ $PLATFORM_IMAGE }}"
+    # Teardown deletes the worker's cluster: it runs outside, on a process worker.
+    outside = production["teardown_platform"]["work_pool"]
+    assert outside == {"name": "platform-production-outside", "work_queue_name": "default"}
     for flow in FLOWS:
         assert sandbox[flow]["work_pool"]["name"] == "platform-process"
         assert sandbox[flow]["parameters"] == {"environment": "sandbox"}
-        assert production[flow]["work_pool"]["name"] == "platform-kubernetes"
         assert production[flow]["parameters"] == {"environment": "production"}
-        assert production[flow]["work_pool"] == production["bootstrap_platform"]["work_pool"]
-        assert production[flow]["work_pool"]["job_variables"]["image"] == "{{ $PLATFORM_IMAGE }}"
+        wanted = outside if flow == "teardown_platform" else in_cluster
+        assert production[flow]["work_pool"] == wanted
         for deployment in (sandbox[flow], production[flow]):
             assert deployment["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
 

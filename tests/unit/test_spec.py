@@ -246,3 +246,14 @@ def test_endpoint_cidrs_must_be_ipv4_networks(spec_data):
     assert problem.startswith("eks.build_access_cidrs: ") and "203.0.113.7/24" in problem
     set_path(spec_data, "eks.build_access_cidrs", ["203.0.113.0/24"])
     assert validate_spec(spec_data).eks.build_access_cidrs == ["203.0.113.0/24"]
+
+
+def test_the_in_cluster_runner_needs_an_image_and_an_api_url_of_the_web(spec_data):
+    set_path(spec_data, "runner.image", "")
+    set_path(spec_data, "runner.api_url", "prefect.internal:4200")
+    with pytest.raises(SpecError) as caught:
+        validate_spec(spec_data)
+    assert sorted(p.split(":", 1)[0] for p in caught.value.problems) == [
+        "runner.api_url",
+        "runner.image",
+    ]
