@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from kubernetes import client, config
 from prefect.blocks.system import Secret
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.testing.utilities import prefect_test_harness
@@ -78,6 +79,17 @@ def target(
     saved = sandbox_target("sandbox", region, stack.target.to_dict(), scale)
     saved.save("sandbox", overwrite=True)
     return saved
+
+
+@pytest.fixture(scope="module")
+def kube(stack: SandboxStack) -> Iterator[client.ApiClient]:
+    """The sandbox's own view of the cluster: its kubeconfig, not a cluster's EKS endpoint."""
+    assert stack.target is not None
+    api = config.new_client_from_config(config_file=stack.target.kubeconfig)
+    try:
+        yield api
+    finally:
+        api.close()
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client, config
+from kubernetes import client
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun, WorkPoolStatus
 from prefect.states import State
@@ -90,17 +90,6 @@ def target(prefect_api: None, stack: SandboxStack) -> Iterator[PlatformTarget]:
         patch.setenv("AWS_ACCESS_KEY_ID", DUMMY_CREDENTIALS["aws_access_key_id"])
         patch.setenv("AWS_SECRET_ACCESS_KEY", DUMMY_CREDENTIALS["aws_secret_access_key"])
         yield saved
-
-
-@pytest.fixture(scope="module")
-def kube(stack: SandboxStack) -> Iterator[client.ApiClient]:
-    """The sandbox's own view of the cluster (its kubeconfig, not the EKS endpoint)."""
-    assert stack.target is not None
-    api = config.new_client_from_config(config_file=stack.target.kubeconfig)
-    try:
-        yield api
-    finally:
-        api.close()
 
 
 def endpoint(stack: SandboxStack, spec: Any) -> dict[str, Any]:

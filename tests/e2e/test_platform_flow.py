@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
@@ -94,16 +94,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxStack]:
     settings.latency.minutes["eks_cluster"] = EKS_SECONDS / SANDBOX_TIME_SCALE
     with SandboxStack(tmp_path_factory.mktemp("sandbox"), settings) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def kube(stack: SandboxStack) -> Iterator[client.ApiClient]:
-    assert stack.target is not None
-    api = config.new_client_from_config(config_file=stack.target.kubeconfig)
-    try:
-        yield api
-    finally:
-        api.close()
 
 
 def helm_list(helm: str, stack: SandboxStack) -> dict[str, dict[str, Any]]:

@@ -345,7 +345,11 @@ def test_cluster_updates_run_one_at_a_time_as_on_eks(aws, eks):
     assert vpc["endpointPublicAccess"] is True
     assert vpc["publicAccessCidrs"] == ["0.0.0.0/0"]  # EKS's default: open to everyone
 
-    aws.settings.latency.time_scale = 0.05  # an update takes 0.15 s
+    aws.settings.latency.time_scale = 0.05
+    # Updates long enough to be met while they run on a busy machine: 1.5 s and 1 s.
+    minutes = aws.settings.latency.minutes
+    saved = {k: minutes[k] for k in ("cluster_update", "nodegroup_update")}
+    minutes.update(cluster_update=30, nodegroup_update=20)
     try:
         eks.get_waiter("cluster_active").wait(name="updating", WaiterConfig=FAST)
         code, status, text = error_of(
@@ -403,3 +407,4 @@ def test_cluster_updates_run_one_at_a_time_as_on_eks(aws, eks):
         )
     finally:
         aws.settings.latency.time_scale = 0.0
+        minutes.update(saved)
