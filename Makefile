@@ -26,8 +26,10 @@ down: $(STAMP)
 plan: $(STAMP)
 	$(BIN)/platformctl plan --env $(or $(ENV),sandbox)
 
+# Two workers, a test file each at a time: the e2e modules mostly wait on their sandbox,
+# so two at once take 620 s where one after another took 940 s (docs/measurements.md).
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

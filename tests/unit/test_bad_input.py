@@ -22,7 +22,7 @@ PLATFORMCTL = Path(sys.executable).with_name("platformctl")
 
 def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     # No Prefect server may be reached or started: a run that got that far would say so.
-    env = {**os.environ, "COLUMNS": "200", "PREFECT_API_URL": "http://127.0.0.1:9/api"}
+    env = {**os.environ, "COLUMNS": "1000", "PREFECT_API_URL": "http://127.0.0.1:9/api"}
     env["PLATFORM_SANDBOX_DIR"] = str(cwd / ".sandbox")
     env["PLATFORM_STACK_DIR"] = str(cwd / ".stack")
     return subprocess.run(
