@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, unquote
 import yaml
 
 from sandbox.cluster import ClusterSource, split_endpoint
-from sandbox.kube import auth, discovery, media, protobuf, schemas, tables
+from sandbox.kube import admission, auth, discovery, media, protobuf, schemas, tables
 from sandbox.kube.errors import ApiError, bad_request, not_found
 from sandbox.kube.patch import (
     PatchError,
@@ -472,6 +472,7 @@ class KubeApi:
         if "status" in rt.subresources:
             obj.pop("status", None)  # status is written through its subresource only
         warnings = schemas.validate(rt, obj, req.query.get(schemas.FIELD_VALIDATION))
+        admission.admit(self.store, rt, obj, "CREATE")
         created = self.store.create(rt, obj, dry_run=self._dry_run(req))
         return _warned(json_response(201, created), warnings)
 
@@ -480,6 +481,8 @@ class KubeApi:
     ) -> Response:
         obj = self._decode_object(req, rt, namespace, name)
         warnings = schemas.validate(rt, obj, req.query.get(schemas.FIELD_VALIDATION))
+        if sub is None:
+            admission.admit(self.store, rt, obj, "UPDATE")
         updated = self.store.replace(rt, obj, subresource=sub, dry_run=self._dry_run(req))
         return _warned(json_response(200, updated), warnings)
 
@@ -509,6 +512,8 @@ class KubeApi:
         def change(current: dict) -> Any:
             patched = applier(current, patch)
             warnings[:] = schemas.validate(rt, patched, req.query.get(schemas.FIELD_VALIDATION))
+            if sub is None:
+                admission.admit(self.store, rt, patched, "UPDATE")
             return patched
 
         try:
@@ -534,6 +539,7 @@ class KubeApi:
             if sub is not None:
                 raise not_found(rt, name)
             warnings = schemas.validate(rt, applied, directive)
+            admission.admit(self.store, rt, applied, "CREATE")
             created = self.store.create(rt, applied, dry_run=dry_run)
             if not dry_run:
                 self.store.remember_applied(created["metadata"]["uid"], manager, applied)
@@ -545,6 +551,8 @@ class KubeApi:
         def change(obj: dict) -> Any:
             merged = server_side_apply(obj, applied, previous, strategic)
             warnings[:] = schemas.validate(rt, merged, directive)
+            if sub is None:
+                admission.admit(self.store, rt, merged, "UPDATE")
             return merged
 
         try:

@@ -1,4 +1,4 @@
-"""Workflow 4, GitOps: Argo CD and Tekton Pipelines, both in the GitOps namespace."""
+"""Workflow 4, GitOps: Argo CD in the GitOps namespace, Tekton Pipelines in its own."""
 
 from __future__ import annotations
 
@@ -42,9 +42,10 @@ def argocd(ctx: ValuesContext) -> dict[str, Any]:
 
 def tekton(ctx: ValuesContext) -> dict[str, Any]:
     return {
-        # The chart installs into namespace.name, not the release's namespace. The GitOps
-        # namespace exists already (Argo CD lives there), so the chart must not create it.
-        "namespace": {"name": ctx.namespaces["tekton"], "create": False},
+        # The chart's objects go to the release's namespace (tekton-pipelines, where its
+        # webhooks point); namespace.name only names a Namespace it would create, and the
+        # platform creates the release's namespace itself.
+        "namespace": {"create": False},
         # The chart ships no ServiceMonitor; its controllers expose metrics on port 9090.
         "controller": {"resources": TEKTON_CONTROLLER_RESOURCES},
     }

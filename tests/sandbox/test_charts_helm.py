@@ -32,7 +32,12 @@ pytestmark = pytest.mark.sandbox
 C0 = "spec.template.spec.containers.0"
 VCT0 = "spec.volumeClaimTemplates.0.spec"
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
-CLUSTER_SCOPED = ("CustomResourceDefinition", "Namespace")
+CLUSTER_SCOPED = (
+    "CustomResourceDefinition",
+    "Namespace",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+)
 # Where a chart puts namespaced objects besides the release's namespace, as upstream does.
 OTHER_NAMESPACES = {"kube-prometheus-stack": {"kube-system"}}
 REQUIRED_LABELS = (
@@ -208,6 +213,18 @@ DEFAULTS: dict[str, tuple[Want, ...]] = {
         Want("Deployment", "tekton-pipelines-controller", namespace="tekton-pipelines"),
         Want("Deployment", "tekton-pipelines-webhook", namespace="tekton-pipelines"),
         Want("CustomResourceDefinition", "pipelineruns.tekton.dev", namespace=""),
+        Want(
+            "ValidatingWebhookConfiguration",
+            "validation.webhook.pipeline.tekton.dev",
+            {
+                "webhooks.0.clientConfig.service": {
+                    "name": "tekton-pipelines-webhook",
+                    "namespace": "tekton-pipelines",
+                },
+                "webhooks.0.failurePolicy": "Fail",
+            },
+            namespace="",
+        ),
     ),
     "openbao": (
         Want(
@@ -605,7 +622,7 @@ PRODUCT_CASES: dict[str, Case] = {
     ),
     "tekton-pipeline": Case(
         "tekton-pipeline",
-        {"namespace": {"name": "argocd", "create": False}, "controller": {"resources": SMALL}},
+        {"namespace": {"create": False}, "controller": {"resources": SMALL}},
         (
             Want("Deployment", "tekton-pipelines-controller", {f"{C0}.resources": SMALL}),
             Want("CustomResourceDefinition", "tasks.tekton.dev", namespace=""),
@@ -970,8 +987,6 @@ def check_invariants(case: Case, documents: list[dict]) -> None:
     standin = load_standins().charts[release.chart]
     static_crds = standin.crds is not None and standin.crds.location == "crds"
     allowed = {release.namespace} | OTHER_NAMESPACES.get(release.chart, set())
-    if release.chart == "tekton-pipeline":
-        allowed = {((case.values or {}).get("namespace") or {}).get("name", "tekton-pipelines")}
     keys = [(d["kind"], d["metadata"]["name"], d["metadata"].get("namespace")) for d in documents]
     assert len(keys) == len(set(keys)), "an object is rendered twice"
     for document in documents:

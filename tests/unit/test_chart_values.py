@@ -319,7 +319,9 @@ def test_argocd(ctx, spec):
 
 def test_tekton(ctx):
     values = chart_values("tekton", ctx)
-    assert values["namespace"] == {"name": "argocd", "create": False}
+    # Its objects follow the release into tekton-pipelines; the chart makes no Namespace.
+    assert ctx.namespaces["tekton"] == "tekton-pipelines"
+    assert values["namespace"] == {"create": False}
     assert values["controller"]["resources"]["limits"]["memory"]
 
 
@@ -771,7 +773,14 @@ def check_argocd(r: Rendered, all_: dict[str, Rendered], ctx: ValuesContext) -> 
 def check_tekton(r: Rendered, all_: dict[str, Rendered], ctx: ValuesContext) -> None:
     assert not any(d["kind"] == "Namespace" for d in r.docs)
     namespaces = {d["metadata"].get("namespace") for d in r.docs if d["kind"] != "Namespace"}
-    assert namespaces - {None} == {ctx.namespaces["tekton"]}
+    assert namespaces - {None} == {ctx.namespaces["tekton"]} == {"tekton-pipelines"}
+    # ... where its webhooks call it
+    for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
+        for configuration in (d for d in r.docs if d["kind"] == kind):
+            for webhook in configuration["webhooks"]:
+                service = webhook["clientConfig"]["service"]
+                assert service["namespace"] == "tekton-pipelines", configuration
+                assert r.has("Service", service["name"])
     controller = r.container("Deployment", "tekton-pipelines-controller")
     assert controller["resources"] == r.values["controller"]["resources"]
 
