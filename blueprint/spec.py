@@ -468,7 +468,11 @@ class TempoSettings(Model):
 
 
 class GrafanaSettings(Model):
-    dashboard_caching: bool = Field(description="Cache dashboard queries")
+    dashboard_caching: bool = Field(
+        description="Cache dashboard queries: Grafana Enterprise and Cloud's query cache "
+        "(OSS Grafana ignores it), and incremental querying of the Prometheus and Mimir "
+        "data sources, which every edition does"
+    )
     query_timeout: Duration = Field(description="Data source query timeout")
     max_concurrent_queries: int = Field(ge=1, le=1000, description="Concurrent data source queries")
     dashboards: list[DnsLabel] = Field(

@@ -111,6 +111,9 @@ class Container(Model):
     resources_preset: ValuePath | None = Field(
         default=None, description="Value path of a Bitnami resourcesPreset name"
     )
+    security_context: ValuePath | dict[str, Any] | None = Field(
+        default=None, description="Value path, or literal map with template leaves"
+    )
 
 
 class Sidecar(Container):

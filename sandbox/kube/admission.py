@@ -1,4 +1,5 @@
-"""Admission webhooks, as the API server calls them, without running them.
+"""Admission: Pod Security Admission (``pod_security``) and webhooks, as the API server calls
+them, without running them.
 
 Before a create or an update, the API server calls every validating and mutating webhook
 whose rules match the request (group, version, resource, operation and scope; the
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from sandbox.kube.errors import ApiError
+from sandbox.kube.pod_security import admit_pod
 from sandbox.kube.resources import ResourceType
 from sandbox.kube.store import Store
 
@@ -57,7 +59,10 @@ def _webhooks(store: Store) -> Iterator[dict[str, Any]]:
 
 
 def admit(store: Store, rt: ResourceType, obj: dict[str, Any], operation: str) -> None:
-    """Raise the API server's error when a webhook that must be called cannot be."""
+    """Raise the API server's error when a webhook that must be called cannot be, or when a
+    new pod breaks its namespace's Pod Security Standard."""
+    if operation == "CREATE" and rt.group == "" and rt.kind == "Pod":
+        admit_pod(store, obj)
     namespace = (obj.get("metadata") or {}).get("namespace")
     labels = (obj.get("metadata") or {}).get("labels") or {}
     for webhook in _webhooks(store):

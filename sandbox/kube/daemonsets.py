@@ -21,7 +21,7 @@ from sandbox.kube.objects import (
 from sandbox.kube.resources import ResourceType
 from sandbox.kube.scheduling import node_fits
 from sandbox.kube.store import Event
-from sandbox.kube.workloads import WorkloadReconciler, pod_from_template
+from sandbox.kube.workloads import REFUSED_RETRY_SECONDS, WorkloadReconciler, pod_from_template
 
 REVISION_LABEL = "controller-revision-hash"
 GENERATION_LABEL = "pod-template-generation"
@@ -56,13 +56,20 @@ class DaemonSets(WorkloadReconciler):
                 on_node[node] = pod
             else:  # misplaced, or a duplicate
                 delete_quietly(self.store, self.kinds.pod, *key_of(pod))
+        refused = False
         for node in sorted(eligible - on_node.keys()):
-            on_node[node] = self._create_pod(ds, node, revision)
+            created = self._create_pod(ds, node, revision)
+            if created is None:
+                refused = True
+                break
+            on_node[node] = created
         self._roll(ds, on_node, revision)
         self._write_status(ds, on_node, len(eligible), revision)
+        if refused:
+            return REFUSED_RETRY_SECONDS
         return None
 
-    def _create_pod(self, ds: dict[str, Any], node: str, revision: str) -> dict[str, Any]:
+    def _create_pod(self, ds: dict[str, Any], node: str, revision: str) -> dict[str, Any] | None:
         extra = {
             REVISION_LABEL: revision,
             GENERATION_LABEL: str(ds["metadata"].get("generation", 1)),
@@ -70,7 +77,7 @@ class DaemonSets(WorkloadReconciler):
         pod = pod_from_template(ds["spec"].get("template") or {}, ds, self.rt, extra)
         pod["spec"]["nodeName"] = node
         pod["metadata"]["generateName"] = f"{ds['metadata']['name']}-"
-        return self.store.create(self.kinds.pod, pod)
+        return self.create_pod(pod)
 
     def _roll(self, ds: dict[str, Any], on_node: dict[str, dict], revision: str) -> None:
         strategy = (ds["spec"].get("updateStrategy") or {}).get("type") or "RollingUpdate"

@@ -32,6 +32,7 @@ from sandbox.kube.objects import (
 from sandbox.kube.resources import ResourceType
 from sandbox.kube.store import Event
 from sandbox.kube.workloads import (
+    REFUSED_RETRY_SECONDS,
     WorkloadReconciler,
     desired_replicas,
     pod_from_template,
@@ -76,10 +77,15 @@ class ReplicaSets(WorkloadReconciler):
         pods = self.live_pods(rs)
         want = desired_replicas(rs)
         template = rs["spec"].get("template") or {}
+        refused = False
         for _ in range(want - len(pods)):
             pod = pod_from_template(template, rs, self.rt)
             pod["metadata"]["generateName"] = f"{rs['metadata']['name']}-"
-            pods.append(self.store.create(self.kinds.pod, pod))
+            created = self.create_pod(pod)
+            if created is None:
+                refused = True
+                break
+            pods.append(created)
         if len(pods) > want:
             pods = _removal_order(pods)
             for pod in pods[: len(pods) - want]:
@@ -99,7 +105,7 @@ class ReplicaSets(WorkloadReconciler):
         )
         status = omit_zeros(status, "fullyLabeledReplicas", "readyReplicas", "availableReplicas")
         self.store.set_status(self.rt, *key, status)
-        return None
+        return REFUSED_RETRY_SECONDS if refused else None
 
 
 class Deployments(WorkloadReconciler):

@@ -25,7 +25,7 @@ from sandbox.kube.objects import (
     uid,
 )
 from sandbox.kube.resources import ResourceType
-from sandbox.kube.workloads import WorkloadReconciler, pod_from_template
+from sandbox.kube.workloads import REFUSED_RETRY_SECONDS, WorkloadReconciler, pod_from_template
 
 DEFAULT_BACKOFF_LIMIT = 6
 
@@ -71,11 +71,15 @@ class Jobs(WorkloadReconciler):
         else:
             missing = min(parallelism - len(active), completions - succeeded - len(active))
             for _ in range(max(missing, 0)):
-                active.append(self._create_pod(job))
+                created = self._create_pod(job)
+                if created is None:
+                    self._write_status(job, active, succeeded, completions, failed)
+                    return REFUSED_RETRY_SECONDS
+                active.append(created)
         self._write_status(job, active, succeeded, completions, failed)
         return None
 
-    def _create_pod(self, job: dict[str, Any]) -> dict[str, Any]:
+    def _create_pod(self, job: dict[str, Any]) -> dict[str, Any] | None:
         name = job["metadata"]["name"]
         job_labels = {
             "batch.kubernetes.io/controller-uid": uid(job),
@@ -85,7 +89,7 @@ class Jobs(WorkloadReconciler):
         }
         pod = pod_from_template(job["spec"].get("template") or {}, job, self.rt, job_labels)
         pod["metadata"]["generateName"] = f"{name}-"
-        return self.store.create(self.kinds.pod, pod)
+        return self.create_pod(pod)
 
     def _write_failed(self, job: dict[str, Any], succeeded: int, failed: int) -> None:
         status = deep(job.get("status") or {})

@@ -25,6 +25,7 @@ from sandbox.kube.objects import (
 from sandbox.kube.resources import ResourceType
 from sandbox.kube.store import ApiError
 from sandbox.kube.workloads import (
+    REFUSED_RETRY_SECONDS,
     WorkloadReconciler,
     desired_replicas,
     pod_from_template,
@@ -63,16 +64,21 @@ class StatefulSets(WorkloadReconciler):
         for ordinal in sorted(o for o in pods if o >= want):
             delete_quietly(self.store, self.kinds.pod, *key_of(pods.pop(ordinal)))
         ordered = spec.get("podManagementPolicy", "OrderedReady") == "OrderedReady"
+        refused = False
         for ordinal in range(want):
             if ordinal not in pods:
-                pods[ordinal] = self._create_pod(sts, ordinal, revision)
+                created = self._create_pod(sts, ordinal, revision)
+                if created is None:
+                    refused = True
+                    break
+                pods[ordinal] = created
                 if ordered:
                     break
             elif ordered and not is_ready(pods[ordinal]):
                 break
         self._roll(sts, pods, revision, want)
         self._write_status(sts, pods, revision, want)
-        return None
+        return REFUSED_RETRY_SECONDS if refused else None
 
     def _roll(self, sts: dict[str, Any], pods: dict[int, dict], revision: str, want: int) -> None:
         strategy = sts["spec"].get("updateStrategy") or {}
@@ -90,7 +96,9 @@ class StatefulSets(WorkloadReconciler):
             victim = pods.pop(max(stale))
             delete_quietly(self.store, self.kinds.pod, *key_of(victim))
 
-    def _create_pod(self, sts: dict[str, Any], ordinal: int, revision: str) -> dict[str, Any]:
+    def _create_pod(
+        self, sts: dict[str, Any], ordinal: int, revision: str
+    ) -> dict[str, Any] | None:
         name = sts["metadata"]["name"]
         pod_name = f"{name}-{ordinal}"
         pod = pod_from_template(
@@ -110,7 +118,7 @@ class StatefulSets(WorkloadReconciler):
             volume_name = template["metadata"]["name"]
             volumes[:] = [v for v in volumes if v.get("name") != volume_name]
             volumes.append({"name": volume_name, "persistentVolumeClaim": {"claimName": claim}})
-        return self.store.create(self.kinds.pod, pod)
+        return self.create_pod(pod)
 
     def _ensure_claim(self, sts: dict[str, Any], template: dict[str, Any], ordinal: int) -> str:
         name = f"{template['metadata']['name']}-{sts['metadata']['name']}-{ordinal}"

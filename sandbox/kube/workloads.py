@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from abc import abstractmethod
 from collections.abc import Iterable
 from typing import Any
 
+from sandbox.kube.errors import ApiError
 from sandbox.kube.objects import (
     Key,
     controller_key,
@@ -15,9 +17,13 @@ from sandbox.kube.objects import (
     owned,
     owner_reference,
 )
+from sandbox.kube.pod_security import admit_pod
 from sandbox.kube.reconciler import Reconciler
 from sandbox.kube.resources import ResourceType
 from sandbox.kube.store import Event
+
+log = logging.getLogger(__name__)
+REFUSED_RETRY_SECONDS = 1.0  # a workload whose pod was refused is looked at again this soon
 
 
 def desired_replicas(obj: dict[str, Any]) -> int:
@@ -80,6 +86,17 @@ class WorkloadReconciler(Reconciler):
 
     def owned_pods(self, owner: dict[str, Any]) -> list[dict[str, Any]]:
         return owned(self.store, self.kinds.pod, owner)
+
+    def create_pod(self, pod: dict[str, Any]) -> dict[str, Any] | None:
+        """Create a pod as its controller does, through Pod Security Admission: None when
+        the namespace's standard refuses it (the controller's FailedCreate; it tries again
+        after ``REFUSED_RETRY_SECONDS``, as a label may change)."""
+        try:
+            admit_pod(self.store, pod)
+        except ApiError as refused:
+            log.info("%s: FailedCreate: %s", self.rt.kind, refused.message)
+            return None
+        return self.store.create(self.kinds.pod, pod)
 
     def live_pods(self, owner: dict[str, Any]) -> list[dict[str, Any]]:
         """Owned pods that have not finished (Succeeded or Failed)."""

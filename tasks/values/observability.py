@@ -86,6 +86,9 @@ def prometheus(ctx: ValuesContext) -> dict[str, Any]:
         "kubeControllerManager": {"enabled": False},
         "kubeScheduler": {"enabled": False},
         "kubeEtcd": {"enabled": False},
+        # EKS's kube-proxy add-on serves its metrics on 127.0.0.1:10249 only: its target
+        # would stay down and KubeProxyDown fire forever.
+        "kubeProxy": {"enabled": False},
     }
 
 

@@ -6,8 +6,6 @@ what that did to every Task."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from sandbox.charts.server import ChartRepository
-from sandbox.tools import ensure_tools
+from tests.sandbox.helm_cli import helm
 
 pytestmark = pytest.mark.sandbox
 
@@ -85,22 +83,6 @@ def test_a_webhook_without_its_service_fails_the_writes_it_guards(api_client: cl
     assert refused.value.status == 500
     admission.delete_validating_webhook_configuration("strict", _preload_content=False)
     admission.delete_mutating_webhook_configuration("lenient", _preload_content=False)
-
-
-def helm(kubeconfig: Path, home: Path, *args: str) -> None:
-    done = subprocess.run(
-        [str(ensure_tools()["helm"]), *args, "--kubeconfig", str(kubeconfig)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={
-            **os.environ,
-            "HELM_CACHE_HOME": str(home / "cache"),
-            "HELM_CONFIG_HOME": str(home / "config"),
-            "HELM_DATA_HOME": str(home / "data"),
-        },
-    )
-    assert done.returncode == 0, done.stderr
 
 
 def install_tekton(repository: ChartRepository, kubeconfig: Path, home: Path, namespace: str):

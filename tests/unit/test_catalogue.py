@@ -83,7 +83,8 @@ def test_in_cluster_components_live_in_the_consolidated_namespaces():
 
     spec, cat = load_spec("sandbox"), load_catalogue()
     ns = {c.name: c.namespace_in(spec) for c in cat.components}
-    assert ns["openbao"] == ns["opa"] == ns["falco"] == "security"
+    assert ns["openbao"] == ns["falco"] == "security"
+    assert ns["opa"] == "gatekeeper-system"  # its hook makes its namespace restricted
     assert ns["postgresql"] == ns["redis"] == ns["kafka"] == "data"
     assert ns["istiod"] == "istio-system" and ns["argocd"] == "argocd"
     # Tekton's webhooks call it in tekton-pipelines, whatever the release's namespace.

@@ -703,6 +703,9 @@ def check_prometheus(r: Rendered, all_: dict[str, Rendered], ctx: ValuesContext)
     assert prometheus["walCompression"] is True
     # Every ServiceMonitor of the cluster, not only those labelled with this release.
     assert prometheus["serviceMonitorSelector"] == {}
+    # Nothing scrapes what EKS serves on loopback or outside the cluster.
+    for part in ("kube-proxy", "kube-controller-manager", "kube-scheduler", "kube-etcd"):
+        assert not r.has("ServiceMonitor", f"prometheus-kube-prometheus-{part}"), part
     # Remote write reaches the Service the Mimir chart renders.
     [remote] = prometheus["remoteWrite"]
     check_service(all_["mimir"], remote["url"])

@@ -138,6 +138,7 @@ empty, the Bitnami-style preset named by its resources_preset value path.
 {{- $command := (include "standin.args" (dict "args" ($container.command | default list) "ctx" $ctx) | fromJson).v -}}
 {{- $args := (include "standin.args" (dict "args" $container.args "ctx" $ctx) | fromJson).v -}}
 {{- $resources := (include "standin.resources" (dict "container" $container "ctx" $ctx "presets" .presets) | fromJson).v -}}
+{{- $securityContext := (include "standin.map" (dict "from" $container.security_context "ctx" $ctx) | fromJson).v -}}
 {{- $env := list -}}
 {{- with $container.env }}{{ $env = (include "standin.lookup" (dict "values" $ctx.Values "path" .) | fromJson).v }}{{ end -}}
 {{- range $name, $template := ($container.env_vars | default dict) -}}
@@ -168,6 +169,10 @@ empty, the Bitnami-style preset named by its resources_preset value path.
   {{- end }}
   {{- with $resources }}
   resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $securityContext }}
+  securityContext:
     {{- toYaml . | nindent 4 }}
   {{- end }}
   {{- with .mounts }}
