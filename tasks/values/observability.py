@@ -63,8 +63,6 @@ def prometheus(ctx: ValuesContext) -> dict[str, Any]:
         "resources": {"requests": {"storage": settings.storage_size}},
     }
     spec: dict[str, Any] = {
-        # Tempo's metrics generator writes the service graph here.
-        "enableRemoteWriteReceiver": True,
         "retention": settings.retention,
         "scrapeInterval": settings.scrape_interval,
         "evaluationInterval": settings.evaluation_interval,
@@ -219,17 +217,6 @@ def tempo(ctx: ValuesContext) -> dict[str, Any]:
         "tempo": {
             "retention": go_duration(settings.retention),
             "resources": spec_resources(settings.resources),
-            # Grafana's service map (the Tempo data source's serviceMap) reads the service
-            # graph metrics the generator writes into Prometheus.
-            "metricsGenerator": {
-                "enabled": True,
-                "remoteWriteUrl": service_url("prometheus", ctx, "/api/v1/write"),
-            },
-            "overrides": {
-                "defaults": {
-                    "metrics_generator": {"processors": ["service-graphs", "span-metrics"]}
-                }
-            },
         },
         "persistence": {"enabled": True, "storageClassName": ctx.storage_class},
         "serviceMonitor": {"enabled": True},

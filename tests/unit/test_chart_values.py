@@ -738,14 +738,6 @@ def check_tempo(r: Rendered, all_: dict[str, Rendered], ctx: ValuesContext) -> N
     assert r.claim("tempo")["storageClassName"] == "gp3"
     config = r.config("tempo", "tempo.yaml")
     assert config["compactor"]["compaction"]["block_retention"] == "72h"
-    # The service graph goes to Prometheus, which takes remote writes, for the service map.
-    (target,) = config["metrics_generator"]["storage"]["remote_write"]
-    check_service(all_["prometheus"], target["url"])
-    assert target["url"].endswith("/api/v1/write")
-    receiver = all_["prometheus"].get("Prometheus", "prometheus-kube-prometheus-prometheus")
-    assert receiver["spec"]["enableRemoteWriteReceiver"] is True
-    processors = config["overrides"]["defaults"]["metrics_generator"]["processors"]
-    assert "service-graphs" in processors
     assert r.has("ServiceMonitor", "tempo")
 
 
