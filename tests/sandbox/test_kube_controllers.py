@@ -19,6 +19,7 @@ from sandbox.kube.resources import ResourceType
 from sandbox.kube.scheduling import tolerates
 from sandbox.kube.store import Store
 from sandbox.settings import Fault, FaultBook, Latency, SandboxSettings
+from tests.sandbox.waiting import wait_for
 
 pytestmark = pytest.mark.sandbox
 
@@ -69,17 +70,6 @@ class Sim:
 
     def pods(self, namespace: str = "default", selector: str | None = None) -> list[dict]:
         return self.store.list(self.kinds.pod, namespace, label_selector=selector)[0]
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,13 @@ from sandbox.charts.server import ChartRepository
 from sandbox.cluster import NodeGroupInfo, StaticClusterSource
 from sandbox.kube.server import KubeSimulator
 from sandbox.settings import FaultBook, Latency, SandboxSettings
+from tests.sandbox import waiting
 from tests.sandbox.helm_cli import helm
 
 pytestmark = pytest.mark.sandbox
+
+# Processes start and controllers act in the background: longer than the default wait.
+wait_for = partial(waiting.wait_for, timeout=60, every=0.1)
 
 ENFORCE = "pod-security.kubernetes.io/enforce"
 COMPLIANT = {
@@ -81,16 +86,6 @@ def test_a_namespace_label_refuses_the_pods_its_standard_forbids(api_client: cli
 
 
 # ------------------------------------------------------ controllers and the Gatekeeper hook
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 60, what: str = "it") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"no {what} after {timeout}s")
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ from __future__ import annotations
 import base64
 import json
 import sys
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,12 @@ from sandbox.kube.pod_commands import process_command
 from sandbox.kube.server import KubeSimulator
 from sandbox.processes import alive, group_members
 from sandbox.settings import SandboxSettings
+from tests.sandbox import waiting
 
 pytestmark = pytest.mark.sandbox
+
+# Processes start and controllers act in the background: longer than the default wait.
+wait_for = partial(waiting.wait_for, timeout=30.0, every=0.05)
 
 REGION = "us-east-1"
 ISSUER = "https://oidc.eks.us-east-1.amazonaws.com/id/SANDBOXTEST"
@@ -105,17 +109,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 def _nodes(kube: KubeSimulator):
     return kube.store.registry.by_path("", "v1", "nodes")
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def job(name: str, container: dict, backoff_limit: int = 0, **spec: Any) -> dict:
